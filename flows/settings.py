@@ -1,0 +1,164 @@
+"""Institution configuration: one validated object per institution, from a file and/or environment.
+
+Precedence (highest first): ``LMS_SYNC_*`` environment variables, then the TOML/YAML file given with
+``--config``, then defaults. Nested values use ``__`` in variable names, e.g.
+``LMS_SYNC_QUOTA__MAX_CONCURRENT_COURSES=4``. Secrets are ``SecretStr`` so they never print.
+
+A bad configuration fails at start with :class:`ConfigError`, whose message names each field and
+what to change — the 2 a.m. operator should not have to read a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+Vendor = Literal["canvas", "moodle", "blackboard", "oneroster"]
+_INSTITUTION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """Configuration that cannot run; the message lists every field to fix."""
+
+
+class QuotaSettings(BaseModel):
+    """The vendor quota as the institution's contract states it.
+
+    The same numbers feed the Prefect global concurrency limits (course tasks in flight, request
+    rate across every worker) and the in-process pacer.
+    """
+
+    max_concurrent_courses: int = Field(4, ge=1, le=256)
+    requests_per_second: float = Field(10.0, gt=0)
+    burst: int = Field(20, ge=1)
+    max_in_flight_requests: int = Field(8, ge=1, le=64)
+
+
+class InstitutionConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LMS_SYNC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    institution_id: str = Field(description="short slug, e.g. 'state-u'; names limits and paths")
+    vendor: Vendor = "canvas"
+    base_url: str = Field(description="the LMS root, e.g. https://canvas.example.edu")
+    token: SecretStr | None = Field(None, description="Canvas API token / Moodle web-service token")
+    client_id: str | None = Field(None, description="OAuth2 client id (Blackboard, OneRoster)")
+    client_secret: SecretStr | None = None
+    account_id: str = Field("1", description="Canvas root account id whose courses are synced")
+    term_filter: str | None = Field(None, description="enrollment term id or 'sis_term_id:X'")
+    course_ids: list[str] | None = Field(None, description="limit the sync to these course ids")
+    quota: QuotaSettings = QuotaSettings()
+    staging_uri: str = "data/staging"
+    serving_dsn: str = Field("data/lms-sync.duckdb", description="DuckDB file path or md: DSN")
+    hmac_key_ref: str = Field(
+        "env:LMS_SYNC_HMAC_KEY", description="where the HMAC key lives: env:NAME or file:PATH"
+    )
+    hmac_key_version: str = "v1"
+    extra_credit_allowed: bool = Field(
+        False, description="Canvas has no per-assignment extra-credit flag; allow scores > points"
+    )
+    quarantine_threshold: float = Field(0.05, ge=0, le=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _CONFIG_FILE.get("path")
+        if path is not None:
+            if path.suffix in (".yaml", ".yml"):
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+            else:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @field_validator("institution_id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _INSTITUTION_ID.match(value):
+            raise ValueError("use lowercase letters, digits and '-', starting with a letter/digit")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("give the LMS root URL with scheme, e.g. https://canvas.example.edu")
+        return value.rstrip("/")
+
+    @field_validator("hmac_key_ref")
+    @classmethod
+    def _key_ref(cls, value: str) -> str:
+        if not value.startswith(("env:", "file:")):
+            raise ValueError("use env:VARIABLE_NAME or file:/path/to/key")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> InstitutionConfig:
+        if self.vendor in ("canvas", "moodle") and self.token is None:
+            raise ValueError(
+                f"token: required for vendor '{self.vendor}' (LMS_SYNC_TOKEN or 'token' in file)"
+            )
+        oauth = self.client_id and self.client_secret
+        if self.vendor in ("blackboard", "oneroster") and not oauth:
+            raise ValueError(
+                f"client_id and client_secret: required for vendor '{self.vendor}'"
+                " (LMS_SYNC_CLIENT_ID / LMS_SYNC_CLIENT_SECRET)"
+            )
+        return self
+
+    def masked(self) -> dict[str, Any]:
+        """The configuration as it may be logged: secrets shown as '**********'."""
+        return self.model_dump(mode="json")
+
+
+_CONFIG_FILE: dict[str, Path] = {}
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> InstitutionConfig:
+    """Read and validate the institution config; raise ConfigError with a fix-it message."""
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    _CONFIG_FILE.clear()
+    if path is not None:
+        _CONFIG_FILE["path"] = path
+    try:
+        return InstitutionConfig(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, path)) from None
+    finally:
+        _CONFIG_FILE.clear()
+
+
+def _explain(exc: ValidationError, path: Path | None) -> str:
+    where = f" in {path}" if path else ""
+    lines = [f"invalid lms-sync configuration{where}:"]
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(config)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            env = "LMS_SYNC_" + "__".join(str(p).upper() for p in err["loc"])
+            message = f"required — set '{field}' in the config file or {env}"
+        elif err["type"] == "extra_forbidden":
+            message = "unknown setting — check its spelling"
+        lines.append(f"  - {field}: {message}")
+    return "\n".join(lines)
