@@ -12,8 +12,9 @@ immutable staging partition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from connectors.endpoint import Endpoint
 
 Domain = Literal["roster", "gradebook", "engagement", "attendance"]
 DOMAINS: tuple[Domain, ...] = ("roster", "gradebook", "engagement", "attendance")
@@ -31,42 +32,6 @@ ALL_ENROLLMENT_STATES = (
 )
 
 ROLL_CALL_ASSIGNMENT_NAME = "Roll Call Attendance"  # canvas-api.md §2.11
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One Canvas collection read for one course (or for each student of a course).
-
-    ``path`` is a template filled from ``course_id`` (and ``user_id`` for per-student endpoints).
-    ``params`` are sent on the first request only; Canvas carries them in its Link URLs
-    (canvas-api.md §1.2). ``key`` is the record's identity within the stream, used to drop the
-    duplicates that offset paging produces when data shifts between pages.
-    """
-
-    stream: str
-    domain: Domain
-    path: str
-    fields: tuple[str, ...]
-    key: tuple[str, ...] = ("id",)
-    params: tuple[tuple[str, str], ...] = ()
-    paging: Literal["link", "single"] = "link"
-    per: Literal["course", "student"] = "course"
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return tuple(column_name(field) for field in self.fields)
-
-    def url_path(self, *, course_id: str, user_id: str | None = None) -> str:
-        return self.path.format(course_id=course_id, user_id=user_id)
-
-    @property
-    def template(self) -> str:
-        """The path with placeholders, safe for spans and errors (no people's ids)."""
-        return self.path
-
-
-def column_name(field: str) -> str:
-    return field.replace(".", "__")
 
 
 _PER_PAGE = (("per_page", "100"),)
@@ -332,7 +297,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-def endpoints_for(domain: Domain) -> tuple[Endpoint, ...]:
+def endpoints_for(domain: str) -> tuple[Endpoint, ...]:
     return tuple(e for e in ENDPOINTS if e.domain == domain)
 
 
