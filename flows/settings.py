@@ -72,6 +72,9 @@ class InstitutionConfig(BaseSettings):
         False, description="Canvas has no per-assignment extra-credit flag; allow scores > points"
     )
     quarantine_threshold: float = Field(0.05, ge=0, le=1)
+    engagement_lookback_days: int = Field(
+        180, ge=1, le=3650, description="how far back page views are read on each sync"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,121 @@
+"""``lms-sync``: the operator's entry point.
+
+lms-sync sync --config FILE [--window W] [--domain D ...]   run the institution flow now
+lms-sync sql [--config FILE | --db PATH] [QUERY]             query the serving database
+lms-sync emulate canvas --port P ...                         serve an emulated vendor
+lms-sync demo                                                the embedded end-to-end demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from flows.settings import ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "emulate":
+        from emulators.cli import main as emulate
+
+        return emulate(args[1:])
+    parser = _parser()
+    ns = parser.parse_args(args)
+    if ns.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return ns.run(ns)
+    except ConfigError as exc:
+        print(f"lms-sync: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lms-sync", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command")
+
+    sync = sub.add_parser("sync", help="sync one institution now")
+    sync.add_argument("--config", type=Path, help="institution config (TOML or YAML)")
+    sync.add_argument("--window", help="extraction window name (default: full-<today>)")
+    sync.add_argument(
+        "--domain",
+        action="append",
+        dest="domains",
+        choices=["roster", "gradebook", "engagement", "attendance"],
+        help="limit to a domain (repeatable)",
+    )
+    sync.set_defaults(run=_sync)
+
+    sql = sub.add_parser("sql", help="query the serving database")
+    sql.add_argument("--config", type=Path, help="read serving_dsn from this config")
+    sql.add_argument("--db", help="DuckDB path or md: DSN (default data/lms-sync.duckdb)")
+    sql.add_argument("query", nargs="?", help="SQL to run; without it, read statements from stdin")
+    sql.set_defaults(run=_sql)
+
+    sub.add_parser("emulate", help="serve an emulated vendor (see `lms-sync emulate --help`)")
+
+    demo = sub.add_parser("demo", help="emulated Canvas → local Prefect → data/lms-sync.duckdb")
+    demo.add_argument("--courses", type=int, default=24)
+    demo.add_argument("--students-per-course", type=int, default=30)
+    demo.add_argument("--data-dir", type=Path, default=Path("data"))
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _sync(ns: argparse.Namespace) -> int:
+    config = load_config(ns.config)  # fail before Prefect starts if the config is wrong
+    from flows.sync import sync_institution
+
+    result = sync_institution(
+        config_file=str(ns.config) if ns.config else None,
+        window=ns.window,
+        domains=ns.domains,
+    )
+    window = result["window"]
+    print(f"synced {result['courses']} courses of {config.institution_id} (window {window})")
+    return 0
+
+
+def _sql(ns: argparse.Namespace) -> int:
+    import duckdb
+
+    dsn = ns.db or (load_config(ns.config).serving_dsn if ns.config else "data/lms-sync.duckdb")
+    if not dsn.startswith("md:") and not Path(dsn).exists():
+        print(f"lms-sync: no serving database at {dsn}; run `lms-sync sync` first", file=sys.stderr)
+        return 2
+    con = duckdb.connect(dsn, read_only=not dsn.startswith("md:"))
+    statements = [ns.query] if ns.query else _read_statements(sys.stdin)
+    for statement in statements:
+        try:
+            relation = con.sql(statement)
+        except duckdb.Error as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            if ns.query:
+                return 1
+            continue
+        if relation is not None:
+            relation.show(max_rows=200)
+    return 0
+
+
+def _read_statements(stream: TextIO) -> list[str]:
+    if stream.isatty():
+        print("lms-sync sql: enter SQL ending with ';' (Ctrl-D to run and quit)", file=sys.stderr)
+    text = stream.read()
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
+def _demo(ns: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    return run_demo(
+        courses=ns.courses, students_per_course=ns.students_per_course, data_dir=ns.data_dir
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
