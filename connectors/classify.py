@@ -1,0 +1,199 @@
+"""Decide what a response or transport exception means: retry, throttled, fail, or OK.
+
+A pure, table-driven function (Airbyte's error-handler idea). Vendor rules run first — each a small
+callable that returns a `Verdict` or None — and the default table answers everything they leave.
+A successful response's body is parsed here, once, so vendor rules can inspect it (Moodle reports
+errors inside HTTP 200) and a truncated body is retried rather than handed on; the parsed JSON
+travels back on `Verdict.data`.
+
+    >>> r = httpx.Response(403, text="403 Forbidden (Rate Limit Exceeded)\\n")
+    >>> classify(r, rules=CANVAS_RULES).action
+    <Action.THROTTLED: 'throttled'>
+    >>> classify(r).action          # without Canvas rules a 403 is a permission error
+    <Action.FAIL: 'fail'>
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from connectors.errors import Kind
+
+
+class Action(StrEnum):
+    OK = "ok"
+    RETRY = "retry"
+    THROTTLED = "throttled"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with one attempt. `data` is the parsed JSON of a successful response."""
+
+    action: Action
+    kind: Kind
+    reason: str
+    data: Any = field(default=None, compare=False, repr=False)
+
+
+Outcome = httpx.Response | BaseException
+# A vendor rule: (response or exception, parsed JSON or None) -> Verdict, or None for no opinion.
+Rule = Callable[[Outcome, Any], Verdict | None]
+
+_STATUS_TABLE: dict[int, Verdict] = {
+    400: Verdict(Action.FAIL, "permanent", "bad request"),
+    401: Verdict(Action.FAIL, "configuration", "credentials refused"),
+    403: Verdict(Action.FAIL, "permanent", "forbidden"),
+    404: Verdict(Action.FAIL, "permanent", "not found"),
+    408: Verdict(Action.RETRY, "transient", "request timeout"),
+    422: Verdict(Action.FAIL, "permanent", "unprocessable request"),
+    429: Verdict(Action.THROTTLED, "transient", "too many requests"),
+}
+_SERVER_ERROR = Verdict(Action.RETRY, "transient", "server error")
+_OTHER_STATUS = Verdict(Action.FAIL, "permanent", "unexpected status")
+
+_EXCEPTION_TABLE: tuple[tuple[tuple[type[BaseException], ...], Verdict], ...] = (
+    ((httpx.TimeoutException,), Verdict(Action.RETRY, "transient", "timeout")),
+    (
+        (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError),
+        Verdict(Action.RETRY, "transient", "connection broken mid-exchange"),
+    ),
+    (
+        (httpx.ConnectError, ConnectionError),
+        Verdict(Action.RETRY, "transient", "connection refused or reset"),
+    ),
+    (
+        (httpx.UnsupportedProtocol, httpx.ProxyError, httpx.InvalidURL),
+        Verdict(Action.FAIL, "configuration", "unusable URL or proxy"),
+    ),
+)
+_OTHER_EXCEPTION = Verdict(Action.FAIL, "permanent", "unexpected transport error")
+_INVALID_JSON = Verdict(Action.RETRY, "transient", "body is not valid JSON (truncated?)")
+
+
+def classify(outcome: Outcome, *, rules: Sequence[Rule] = ()) -> Verdict:
+    """Classify one attempt: vendor `rules` first, then the default table."""
+    data = None
+    if isinstance(outcome, httpx.Response) and outcome.is_success and outcome.content:
+        try:
+            data = json.loads(outcome.content)
+        except (ValueError, UnicodeDecodeError):
+            return _INVALID_JSON
+    for rule in rules:
+        verdict = rule(outcome, data)
+        if verdict is not None:
+            return verdict
+    if isinstance(outcome, httpx.Response):
+        return _default_for_status(outcome.status_code, data)
+    for types, verdict in _EXCEPTION_TABLE:
+        if isinstance(outcome, types):
+            return verdict
+    return _OTHER_EXCEPTION
+
+
+def _default_for_status(status: int, data: Any) -> Verdict:
+    if 200 <= status < 300:
+        return Verdict(Action.OK, "transient", "success", data)
+    if status >= 500:
+        return _SERVER_ERROR
+    return _STATUS_TABLE.get(status, _OTHER_STATUS)
+
+
+# --- Canvas -------------------------------------------------------------------------------------
+
+
+def _canvas_throttle(outcome: Outcome, data: Any) -> Verdict | None:
+    """Canvas refuses over-quota requests with 403 + "Rate Limit Exceeded" (429 since late 2025)."""
+    if not isinstance(outcome, httpx.Response):
+        return None
+    if outcome.status_code == 429 or (
+        outcome.status_code == 403 and b"Rate Limit Exceeded" in outcome.content
+    ):
+        return Verdict(Action.THROTTLED, "transient", "canvas rate limit exceeded")
+    return None
+
+
+def _canvas_unauthorized(outcome: Outcome, data: Any) -> Verdict | None:
+    """A 401 is a bad token only with WWW-Authenticate; without it the user lacks a permission."""
+    if not isinstance(outcome, httpx.Response) or outcome.status_code != 401:
+        return None
+    if "www-authenticate" in outcome.headers:
+        return Verdict(Action.FAIL, "configuration", "invalid access token")
+    return Verdict(Action.FAIL, "permanent", "not authorized for this resource")
+
+
+CANVAS_RULES: tuple[Rule, ...] = (_canvas_throttle, _canvas_unauthorized)
+
+
+# --- Moodle -------------------------------------------------------------------------------------
+
+_MOODLE_AUTH_CODES = frozenset({"invalidtoken"})
+
+
+def _moodle_error_in_200(outcome: Outcome, data: Any) -> Verdict | None:
+    """Moodle answers HTTP 200 with `{"exception": .., "errorcode": .., "message": ..}` on error.
+
+    `pluginfile.php` uses `{"error": .., "errorcode": ..}` instead; both shapes are handled.
+    Example: 200 `{"exception":"core\\\\exception\\\\moodle_exception","errorcode":"invalidtoken",
+    "message":"Invalid token - token not found"}` → FAIL configuration.
+    """
+    if not isinstance(data, dict) or "errorcode" not in data:
+        return None
+    if "exception" not in data and "error" not in data:
+        return None
+    code = str(data["errorcode"])
+    if code in _MOODLE_AUTH_CODES:
+        return Verdict(Action.FAIL, "configuration", f"moodle {code}")
+    return Verdict(Action.FAIL, "permanent", f"moodle {code}")
+
+
+MOODLE_RULES: tuple[Rule, ...] = (_moodle_error_in_200,)
+
+
+# --- Blackboard ---------------------------------------------------------------------------------
+
+
+def _blackboard_quota(outcome: Outcome, data: Any) -> Verdict | None:
+    """Blackboard's token bucket answers 429 (body `{status, code, message}`) when spent."""
+    if isinstance(outcome, httpx.Response) and outcome.status_code == 429:
+        return Verdict(Action.THROTTLED, "transient", "blackboard quota exhausted")
+    return None
+
+
+BLACKBOARD_RULES: tuple[Rule, ...] = (_blackboard_quota,)
+
+
+def vendor_message(outcome: Outcome, data: Any = None) -> str:
+    """The vendor's own error text, from its error fields only (never the raw body).
+
+    Understands Canvas `{"errors":[{"message":..}]}`, `{"errors":{attr:[..]}}`, `{"error":..}`,
+    Moodle `{"errorcode":..,"message":..}` and Blackboard `{"status":..,"code":..,"message":..}`.
+    """
+    if isinstance(outcome, BaseException):
+        return type(outcome).__name__
+    if data is None and outcome.content:
+        try:
+            data = json.loads(outcome.content)
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    if not isinstance(data, dict):
+        return ""
+    parts: list[str] = []
+    if "errorcode" in data:
+        parts.append(str(data["errorcode"]))
+    errors = data.get("errors")
+    if isinstance(errors, list):
+        parts += [str(e["message"]) for e in errors if isinstance(e, dict) and "message" in e]
+    elif isinstance(errors, dict):
+        parts += [str(attribute) for attribute in errors]
+    for key in ("message", "error"):
+        if isinstance(data.get(key), str):
+            parts.append(data[key])
+    return ": ".join(parts)
