@@ -47,13 +47,11 @@ from connectors.errors import (
     RetryBudgetExhausted,
 )
 from connectors.pacing import PacedTransport, Pacer
-from connectors.paginators import PageRequest, Paginator
+from connectors.paginators import PageRequest, Paginator, QueryParams
 from connectors.redaction import redact_url
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=30.0)
 _TRACER_NAME = "lms_sync.connectors"
-
-Params = Mapping[str, str | int] | None
 
 
 @dataclass(frozen=True)
@@ -188,7 +186,7 @@ class VendorClient:
         self,
         path_or_url: str,
         *,
-        params: Params = None,
+        params: QueryParams | None = None,
         endpoint: str,
         course_id: str | None = None,
     ) -> JsonResponse:
@@ -218,21 +216,19 @@ class VendorClient:
         self,
         path: str,
         *,
-        params: Params = None,
+        params: QueryParams | None = None,
         paginator: Paginator,
         endpoint: str,
         course_id: str | None = None,
     ) -> Iterator[Page]:
         """Yield pages one at a time (never the whole collection) until the paginator stops."""
-        request = paginator.next_request(
-            request=PageRequest(url=path, params=dict(params or {})), reference=None
-        )
+        request = paginator.next_request(request=PageRequest.of(path, params), reference=None)
         seen: set[str] = set()
         number = 0
         while True:
             number += 1
             result = self.get_json(
-                request.url, params=request.params, endpoint=endpoint, course_id=course_id
+                request.url, params=request.params or None, endpoint=endpoint, course_id=course_id
             )
             try:
                 records = paginator.records(result.data)
@@ -277,7 +273,7 @@ class VendorClient:
         return path_or_url
 
     def _attempts(
-        self, url: str, params: Params, context: dict[str, Any], span: Span
+        self, url: str, params: QueryParams | None, context: dict[str, Any], span: Span
     ) -> JsonResponse:
         started = time.monotonic()
         throttled = False
@@ -313,7 +309,7 @@ class VendorClient:
             self.stats._retry(wait)
             self._retry.sleep(wait)
 
-    def _send(self, url: str, params: Params) -> Outcome:
+    def _send(self, url: str, params: QueryParams | None) -> Outcome:
         try:
             return self._http.get(url, params=params)
         except Exception as exc:  # classified, never swallowed: FAIL raises, RETRY counts

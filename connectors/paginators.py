@@ -19,19 +19,39 @@ absolute against the URL actually requested, so the client can refuse links to o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 
+QueryParams = Mapping[str, str | int] | Iterable[tuple[str, str | int]]
+
 
 @dataclass(frozen=True)
 class PageRequest:
-    """What to fetch: a path relative to the client's base URL, or an absolute URL."""
+    """What to fetch: a path relative to the client's base URL, or an absolute URL.
+
+    `params` are (name, value) pairs so repeated names survive (`include[]=a&include[]=b`).
+    """
 
     url: str
-    params: Mapping[str, str | int] = field(default_factory=dict)
+    params: tuple[tuple[str, str | int], ...] = ()
+
+    @classmethod
+    def of(cls, url: str, params: QueryParams | None = None) -> PageRequest:
+        pairs = params.items() if isinstance(params, Mapping) else params or ()
+        return cls(url=url, params=tuple(pairs))
+
+    def param(self, name: str) -> str | int | None:
+        """The last value of `name`, or None."""
+        values = [value for key, value in self.params if key == name]
+        return values[-1] if values else None
+
+    def with_params(self, **values: str | int) -> PageRequest:
+        """A copy where each named parameter is set to exactly one value."""
+        kept = tuple((k, v) for k, v in self.params if k not in values)
+        return PageRequest(url=self.url, params=kept + tuple(values.items()))
 
 
 class Paginator(Protocol):
@@ -113,9 +133,9 @@ class OffsetPaginator:
     `OffsetPaginator(offset_param="options[0][value]", limit_param="options[1][value]", limit=100)`.
     """
 
-    limit_param: str
-    offset_param: str
-    limit: int
+    limit_param: str = "limit"
+    offset_param: str = "offset"
+    limit: int = 100
     records_key: str | None = None
 
     def records(self, data: Any) -> list[Any]:
@@ -127,15 +147,11 @@ class OffsetPaginator:
         count = len(self.records(data))
         if count < self.limit:
             return None
-        return str(int(request.params.get(self.offset_param, 0)) + count)
+        return str(int(request.param(self.offset_param) or 0) + count)
 
     def next_request(self, *, request: PageRequest, reference: str | None) -> PageRequest:
-        params = {
-            **request.params,
-            self.limit_param: self.limit,
-            self.offset_param: reference if reference is not None else 0,
-        }
-        return PageRequest(url=request.url, params=params)
+        offset = reference if reference is not None else 0
+        return request.with_params(**{self.limit_param: self.limit, self.offset_param: offset})
 
 
 @dataclass(frozen=True)
