@@ -427,8 +427,6 @@ class Institution:
             name, sortable = _SPECIAL_NAMES[ordinal]
         else:
             first, last = draw.pick(0, _FIRST), draw.pick(1, _LAST)
-            if kind == "teacher":
-                first = f"Prof. {first}"
             name, sortable = f"{first} {last}", f"{last}, {first}"
         slug = _ascii_slug(name) or "user"
         login = f"{slug}{user_id}"
@@ -883,12 +881,19 @@ class Institution:
         """Every user id in the institution."""
         return [u["id"] for cid in self.course_ids() for u in self._roster(cid).users]
 
-    def student_summaries(self, course_id: int) -> list[dict]:
-        """Analytics student summaries, ordered by sortable name (the endpoint's default)."""
+    def has_user(self, user_id: int) -> bool:
+        """Whether the id belongs to one of the institution's users."""
+        return self._course_of_user(user_id) is not None
+
+    def summary_student_ids(self, course_id: int) -> list[int]:
+        """Students with analytics summaries (those with submissions), by sortable name."""
         roster = self._roster(course_id)
         submitter_ids = {s.user_id for s in roster.submitters}
-        students = [u for u in roster.users if u["id"] in submitter_ids]
-        return self.student_summaries_for(course_id, [u["id"] for u in students])
+        return [u["id"] for u in roster.users if u["id"] in submitter_ids]
+
+    def student_summaries(self, course_id: int) -> list[dict]:
+        """Analytics student summaries, ordered by sortable name (the endpoint's default)."""
+        return self.student_summaries_for(course_id, self.summary_student_ids(course_id))
 
     def student_summaries_for(self, course_id: int, user_ids: list[int]) -> list[dict]:
         """Summaries for some students only, so a page can be built without the whole course."""
