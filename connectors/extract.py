@@ -67,15 +67,20 @@ def stream_pages(
 ) -> Iterator[StagedPage]:
     """Yield the endpoint's pages for one course as staged tables, dropping repeated records.
 
+    ``params`` add to the endpoint's declared parameters and replace any of the same name.
+
     Offset-paged collections repeat a record at a page boundary when data shifts between two
     requests; a record whose key was on the previous page is dropped here, so each record is staged
     once. Remembering one page of keys keeps memory flat however long the collection is.
     """
     path = endpoint.url_path(course_id=course_id, user_id=user_id)
+    extra = list(params)
+    overridden = {name for name, _ in extra}
+    query = [(k, v) for k, v in endpoint.params if k not in overridden] + extra
     previous_keys: set[tuple[Any, ...]] = set()
     for page in client.paginate(
         path,
-        params=[*endpoint.params, *params],
+        params=query,
         paginator=paginator_for(endpoint),
         endpoint=endpoint.path,
         course_id=course_id,

@@ -31,10 +31,11 @@ from connectors.errors import CircuitOpenError, PermanentError
 from flows.limits import VendorLimits, bootstrap_limits
 from flows.reporting import publish_artifacts
 from flows.settings import InstitutionConfig, load_config
+from flows.stage import stage_domain
 from flows.telemetry import flush, get_logger, tracer_provider
 from flows.vendors import Source, mapping_for, open_source
 from transforms.pipeline import LoadReport, load_staged
-from transforms.staging import PageMeta, PartitionKey, StagingStore
+from transforms.staging import PartitionKey, StagingStore
 from transforms.tokenize import load_hmac_key
 
 _tracer = trace.get_tracer("lms_sync.flows")
@@ -121,33 +122,10 @@ def sync_course(course_id: str, ctx: RunContext) -> dict[str, Any]:
                 window=ctx.window,
                 course_id=course_id,
             )
-            if store.is_committed(key):
-                rows = store.manifest(key).row_count
-                outcome["domains"][domain] = {"status": "reused", "rows": rows}
-                continue
-            with store.writer(key, run_id=ctx.run_id, streams=source.streams(domain)) as writer:
-                for page in source.domain_pages(
-                    course_id=course_id,
-                    domain=domain,
-                    run_id=ctx.run_id,
-                    activity_since=ctx.activity_since,
-                ):
-                    writer.write(
-                        page.stream,
-                        page.table,
-                        page=PageMeta(
-                            stream=page.stream,
-                            number=page.number,
-                            url=page.url,
-                            status=page.status,
-                            fetched_at=page.fetched_at,
-                            raw=page.raw,
-                            trace_id=page.trace_id,
-                            span_id=page.span_id,
-                        ),
-                    )
-            rows = store.manifest(key).row_count
-            outcome["domains"][domain] = {"status": "staged", "rows": rows}
+            staged = stage_domain(
+                source, store, key, run_id=ctx.run_id, activity_since=ctx.activity_since
+            )
+            outcome["domains"][domain] = {"status": staged.status, "rows": staged.rows}
     log.info("course staged", extra={"fields": {"domains": outcome["domains"]}})
     if progress_hook is not None:
         progress_hook("course", outcome)

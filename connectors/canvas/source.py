@@ -8,7 +8,7 @@ in ``endpoints.py``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -41,11 +41,14 @@ class CanvasSource:
         token: str,
         account_id: str = "1",
         max_in_flight: int = 8,
+        per_page: int = 100,
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.account_id = account_id
+        # canvas-api.md §1.2: per_page is clamped to [1, 100]; fewer, larger pages save quota.
+        self._page = [("per_page", str(per_page))]
         self.client = VendorClient(
             vendor=VENDOR,
             base_url=f"{base_url.rstrip('/')}/api/v1/",
@@ -78,7 +81,7 @@ class CanvasSource:
 
     def list_courses(self, *, term: str | None = None) -> Iterator[dict[str, Any]]:
         """The account's courses (canvas-api.md §2.1: deleted ones are excluded by default)."""
-        params: list[tuple[str, str]] = [("per_page", "100")]
+        params = list(self._page)
         if term:
             params.append(("enrollment_term_id", term))
         path = ep.ACCOUNT_COURSES_PATH.format(account_id=self.account_id)
@@ -101,7 +104,7 @@ class CanvasSource:
         activity_since: datetime | None = None,
     ) -> Iterator[StagedPage]:
         """Every page of one course's domain, in the order the domain's plan needs them."""
-        common = {"course_id": course_id, "run_id": run_id}
+        common = {"course_id": course_id, "run_id": run_id, "params": self._page}
         if domain == "roster":
             for endpoint in (ep.COURSE, ep.SECTIONS, ep.ENROLLMENTS, ep.USERS):
                 yield from stream_pages(self.client, endpoint, **common)
@@ -119,14 +122,14 @@ class CanvasSource:
         self, course_id: str, run_id: str, since: datetime | None
     ) -> Iterator[StagedPage]:
         common = {"course_id": course_id, "run_id": run_id}
-        yield from stream_pages(self.client, ep.STUDENT_SUMMARIES, **common)
+        yield from stream_pages(self.client, ep.STUDENT_SUMMARIES, params=self._page, **common)
         students: set[str] = set()
-        for page in stream_pages(self.client, ep.ENROLLMENT_ACTIVITY, **common):
+        for page in stream_pages(self.client, ep.ENROLLMENT_ACTIVITY, params=self._page, **common):
             students.update(u for u in page.table.column("user_id").to_pylist() if u)
             yield page
         # canvas-api.md §2.9: page views are per user across all courses, newest first; the window
         # start bounds how far back we read. The normalizer keeps this course's views.
-        window = [("start_time", since.isoformat())] if since else []
+        window = [*self._page, ("start_time", _iso(since))] if since else self._page
         for user_id in sorted(students, key=_numeric_first):
             yield from stream_pages(
                 self.client, ep.PAGE_VIEWS, user_id=user_id, params=window, **common
@@ -140,16 +143,16 @@ class CanvasSource:
             yield from stream_pages(
                 self.client,
                 ep.ROLL_CALL_SUBMISSIONS,
-                params=[("assignment_ids[]", roll_call)],
+                params=[*self._page, ("assignment_ids[]", roll_call)],
                 **common,
             )
-        yield from stream_pages(self.client, ep.LAST_ATTENDED, **common)
+        yield from stream_pages(self.client, ep.LAST_ATTENDED, params=self._page, **common)
 
     def _roll_call_assignment_id(self, course_id: str) -> str | None:
         path = ep.ASSIGNMENTS.url_path(course_id=course_id)
         for page in self.client.paginate(
             path,
-            params=list(ep.ASSIGNMENTS.params),
+            params=[*ep.ASSIGNMENTS.params, *self._page],
             paginator=LinkHeaderPaginator(),
             endpoint=ep.ASSIGNMENTS.path,
             course_id=course_id,
@@ -162,3 +165,8 @@ class CanvasSource:
 
 def _numeric_first(value: str) -> tuple[int, str]:
     return (int(value), "") if value.isdigit() else (0, value)
+
+
+def _iso(moment: datetime) -> str:
+    """Canvas date parameters in the form its docs show: ``2026-09-01T00:00:00Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
