@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Paging = Literal["link", "offset", "next_page", "single"]
+Paging = Literal["link", "offset", "next_page", "single", "object"]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from connectors.paginators import (
     NextPagePaginator,
     OffsetPaginator,
     Paginator,
+    SingleObject,
     SinglePage,
 )
 from transforms.staging import stream_schema
@@ -51,6 +52,8 @@ def paginator_for(endpoint: Endpoint) -> Paginator:
         return LinkHeaderPaginator()
     if endpoint.paging == "single":
         return SinglePage()
+    if endpoint.paging == "object":
+        return SingleObject()
     if endpoint.paging == "next_page":
         return NextPagePaginator()
     return OffsetPaginator()

@@ -97,6 +97,16 @@ class SinglePage:
 
 
 @dataclass(frozen=True)
+class SingleObject(SinglePage):
+    """An endpoint that returns one object (`GET courses/:id`): it is the page's one record."""
+
+    def records(self, data: Any) -> list[Any]:
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object at the top level, got {type(data).__name__}")
+        return [data]
+
+
+@dataclass(frozen=True)
 class LinkHeaderPaginator:
     """Canvas: follow `Link: <url>; rel="next"` (ordinal and bookmark pages alike).
 

@@ -67,7 +67,7 @@ COURSE = Endpoint(
     domain="roster",
     path="courses/{course_id}",
     params=(("include[]", "term"),),
-    paging="single",
+    paging="object",
     fields=(
         "id",
         "name",
