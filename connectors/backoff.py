@@ -98,7 +98,11 @@ class ExponentialFullJitter:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounds and waits of the retry loop. `scale` multiplies every wait (see `fast`)."""
+    """Bounds and waits of the retry loop. `scale` multiplies every wait (see `fast`).
+
+    `clock` (monotonic) measures the time budget; `wall_clock` (epoch) reads HTTP dates. Tests
+    that replace `sleep` replace `clock` with it.
+    """
 
     max_attempts: int = 8
     max_total_seconds: float = 300.0
@@ -106,6 +110,7 @@ class RetryPolicy:
     strategies: Sequence[WaitStrategy] = (RetryAfter(), ExponentialFullJitter())
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     scale: float = 1.0
 

@@ -22,7 +22,6 @@ string or token. Pages carry that span's trace and span ids for lineage.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -275,7 +274,7 @@ class VendorClient:
     def _attempts(
         self, url: str, params: QueryParams | None, context: dict[str, Any], span: Span
     ) -> JsonResponse:
-        started = time.monotonic()
+        started = self._retry.clock()
         throttled = False
         attempt = 0
         while True:
@@ -297,7 +296,7 @@ class VendorClient:
             if verdict.action is Action.FAIL:
                 raise self._failure(outcome, verdict, context) from None
             wait = self._retry.next_wait(attempt=attempt, response=response)
-            elapsed = time.monotonic() - started
+            elapsed = self._retry.clock() - started
             if not self._retry.allows(attempt=attempt, elapsed_seconds=elapsed, wait_seconds=wait):
                 raise RetryBudgetExhausted(
                     attempts=attempt,
