@@ -19,7 +19,7 @@ from connectors.backoff import RetryPolicy
 from connectors.breaker import CircuitBreaker
 from connectors.canvas import endpoints as ep
 from connectors.classify import CANVAS_RULES
-from connectors.client import VendorClient
+from connectors.client import DEFAULT_TIMEOUT, VendorClient
 from connectors.extract import StagedPage, stream_pages
 from connectors.pacing import AdaptivePacer
 from connectors.paginators import LinkHeaderPaginator
@@ -44,6 +44,7 @@ class CanvasSource:
         per_page: int = 100,
         retry: RetryPolicy | None = None,
         breaker: CircuitBreaker | None = None,
+        timeout: httpx.Timeout | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.account_id = account_id
@@ -56,7 +57,10 @@ class CanvasSource:
             rules=CANVAS_RULES,
             retry=retry or RetryPolicy(),
             pacer=AdaptivePacer(max_in_flight=max_in_flight),
-            breaker=breaker or CircuitBreaker(),
+            # Ten straight transient failures across all course tasks means Canvas is down, not
+            # flaky: stop and say so rather than spend every course's retry budget on it.
+            breaker=breaker or CircuitBreaker(failure_threshold=10, reset_after_seconds=30.0),
+            timeout=timeout or DEFAULT_TIMEOUT,
             max_connections=max(max_in_flight, 1) * 2,
             transport=transport,
         )
