@@ -302,7 +302,7 @@ class VendorClient:
                     attempts=attempt,
                     elapsed_seconds=elapsed,
                     last_status=response.status_code if response is not None else None,
-                    last_error=None if response is not None else type(outcome).__name__,
+                    last_error=_describe(outcome, verdict),
                     **context,
                 ) from None
             self.stats._retry(wait)
@@ -346,9 +346,13 @@ class VendorClient:
                 message=vendor_message(outcome, verdict.data) or verdict.reason,
                 **context,
             )
-        return PermanentError(
-            status=None, message=f"{type(outcome).__name__} ({verdict.reason})", **context
-        )
+        return PermanentError(status=None, message=_describe(outcome, verdict), **context)
+
+
+def _describe(outcome: Outcome, verdict: Verdict) -> str:
+    if isinstance(outcome, httpx.Response):
+        return f"{outcome.status_code} ({verdict.reason})"
+    return f"{type(outcome).__name__} ({verdict.reason})"
 
 
 def _span_attributes(vendor: str, endpoint: str, course_id: str | None) -> dict[str, Any]:

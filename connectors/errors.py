@@ -132,7 +132,7 @@ class RetryBudgetExhausted(ConnectorError):
         attempts: int,
         elapsed_seconds: float,
         last_status: int | None,
-        last_error: str | None,
+        last_error: str,
         method: str = "GET",
     ) -> None:
         self.attempts = attempts
@@ -142,10 +142,9 @@ class RetryBudgetExhausted(ConnectorError):
         super().__init__(vendor=vendor, endpoint=endpoint, course_id=course_id, method=method)
 
     def __str__(self) -> str:
-        last = self.last_error or _status_text(self.last_status)
         return (
             f"{self._where()} → gave up after {self.attempts} attempts "
-            f"in {self.elapsed_seconds:.1f}s; last: {last}"
+            f"in {self.elapsed_seconds:.1f}s; last: {self.last_error}"
         )
 
     def _details(self) -> dict[str, Any]:
