@@ -59,7 +59,8 @@ def _stage_courses(
 def _expected_ids(inst: Institution, course_id: int) -> dict[str, list[str]]:
     students = [e for e in inst.enrollments(course_id) if e["type"] == "StudentEnrollment"]
     student_ids = sorted({e["user_id"] for e in students})
-    roll_call = [a for a in inst.assignments(course_id) if a["name"] == ep.ROLL_CALL_ASSIGNMENT_NAME]
+    assignments = inst.assignments(course_id)
+    roll_call = [a for a in assignments if a["name"] == ep.ROLL_CALL_ASSIGNMENT_NAME]
     views = [v for u in student_ids for v in inst.page_views(u)]
     ids = {
         "course": [course_id],
@@ -94,6 +95,10 @@ def _staged_ids(store: StagingStore, course_id: str) -> dict[str, list[str]]:
     }
 
 
+def _healthy() -> CanvasEmulatorSettings:
+    return CanvasEmulatorSettings(token=TOKEN)
+
+
 def _live_course_ids(inst: Institution) -> list[int]:
     return inst.course_ids(include_deleted=False)
 
@@ -124,9 +129,7 @@ def test_faults_and_throttling_still_stage_exactly_once(tmp_path):
         throttle=ThrottleSettings(hwm=300.0, maximum=400.0, outflow=10.0),
         faults=FaultSettings(rate=0.10, seed=5, slow_seconds=2.0),
     )
-    retry = RetryPolicy(
-        max_attempts=12, strategies=(ExponentialFullJitter(base=0.05, cap=1.0),)
-    )
+    retry = RetryPolicy(max_attempts=12, strategies=(ExponentialFullJitter(base=0.05, cap=1.0),))
     with (
         CanvasEmulator(institution=institution, settings=settings) as emu,
         CanvasSource(
@@ -157,7 +160,7 @@ def test_faults_and_throttling_still_stage_exactly_once(tmp_path):
 
 def test_bad_token_fails_fast_without_retries(institution, tmp_path):
     with (
-        CanvasEmulator(institution=institution, settings=CanvasEmulatorSettings(token=TOKEN)) as emu,
+        CanvasEmulator(institution=institution, settings=_healthy()) as emu,
         CanvasSource(base_url=emu.base_url, token="revoked") as source,
     ):
         with pytest.raises(AuthenticationError) as caught:
@@ -174,7 +177,7 @@ def test_deleted_course_fails_alone(institution, tmp_path):
     assert deleted, "the seeded institution has a deleted course"
     wanted = [str(c) for c in _live_course_ids(institution)] + [str(deleted[0]["id"])]
     with (
-        CanvasEmulator(institution=institution, settings=CanvasEmulatorSettings(token=TOKEN)) as emu,
+        CanvasEmulator(institution=institution, settings=_healthy()) as emu,
         CanvasSource(base_url=emu.base_url, token=TOKEN) as source,
     ):
         store = StagingStore(tmp_path)
@@ -186,7 +189,8 @@ def test_deleted_course_fails_alone(institution, tmp_path):
     assert outcomes == dict.fromkeys(outcomes)
     for course_id in outcomes:
         assert _staged_ids(store, course_id) == _expected_ids(institution, int(course_id))
-    assert not store.committed(institution="contract", vendor="canvas", course_ids=[failure.course_id])
+    left = store.committed(institution="contract", vendor="canvas", course_ids=[failure.course_id])
+    assert left == []
 
 
 @pytest.mark.parametrize(
