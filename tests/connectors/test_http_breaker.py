@@ -3,9 +3,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from http_fakes import FakeClock
 
 from connectors import BreakerState, CircuitBreaker, CircuitOpenError
+from tests.connectors.http_fakes import FakeClock
 
 CTX = {"vendor": "canvas", "endpoint": "courses/{id}/users", "course_id": "7"}
 

@@ -6,7 +6,6 @@ import json
 
 import httpx
 import pytest
-from http_fakes import FakeClock, Scripted, make_client
 
 from connectors import (
     CANVAS_RULES,
@@ -19,6 +18,7 @@ from connectors import (
     RetryBudgetExhausted,
     RetryPolicy,
 )
+from tests.connectors.http_fakes import FakeClock, Scripted, make_client
 
 OK = httpx.Response(200, json=[{"id": 1}])
 ENDPOINT = "courses/{course_id}/enrollments"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from http_fakes import make_client
 
 from connectors import (
     ForeignHostError,
@@ -15,6 +14,7 @@ from connectors import (
     PaginationLoopError,
     SinglePage,
 )
+from tests.connectors.http_fakes import make_client
 
 HOST = "https://lms.test"
 
