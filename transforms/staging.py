@@ -79,7 +79,7 @@ ROW_GROUP_ROWS = 65_536
 ROW_GROUP_BYTES = 64 * 1024 * 1024
 PARQUET_COMPRESSION = "zstd"
 _MANIFEST_FORMAT = 1
-_RAW_GZIP_LEVEL = 6
+_RAW_GZIP_LEVEL = 3  # measured: 2.2x faster than 6 on API JSON, ~20% larger
 _FILE_PATH_COLUMN = "__staging_file"
 
 LINEAGE_SCHEMA = pa.schema(
@@ -284,7 +284,7 @@ class _StreamSink:
         if table.num_rows:
             self._buffer.append(table)
             self._buffered_rows += table.num_rows
-            self._buffered_bytes += table.nbytes
+            self._buffered_bytes += table.get_total_buffer_size()
             if (
                 self._buffered_rows >= self.row_group_rows
                 or self._buffered_bytes >= ROW_GROUP_BYTES
