@@ -21,6 +21,8 @@ SECRET_PARAMS = frozenset(
 _MASK = "REDACTED"
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _BEARER = re.compile(r"(?i)\b(bearer|token)\s+[\w.~+/=-]{8,}")
+# Long runs that mix letters and digits look like credentials (Canvas tokens are "7~" + 64 chars).
+_TOKEN_LIKE = re.compile(r"(?=[\w~.+/=-]*\d)(?=[\w~.+/=-]*[A-Za-z])[\w~.+/=-]{24,}")
 _SECRET_ASSIGNMENT = re.compile(r"(?i)\b(" + "|".join(sorted(SECRET_PARAMS)) + r")=[^&\s\"']+")
 
 
@@ -42,9 +44,10 @@ def strip_query(url: str | httpx.URL) -> str:
 
 
 def scrub(text: str, *, limit: int = 200) -> str:
-    """Mask emails, bearer tokens and `secret=value` pairs in vendor text, then truncate it."""
+    """Mask emails, bearer tokens, `secret=value` pairs and token-like strings, then truncate."""
     text = _EMAIL.sub("[email]", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {_MASK}", text)
     text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}={_MASK}", text)
+    text = _TOKEN_LIKE.sub(_MASK, text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
