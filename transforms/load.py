@@ -1,0 +1,318 @@
+"""DuckDB load of one canonical table from its normalized Parquet, inside the caller's transaction.
+
+Steps for one table (all SQL, no per-row Python):
+
+1. tokenize the DISTINCT person identifiers (``tokenize.py``);
+2. prepare: de-duplicate on ``source_id`` (last fetched wins, ties broken by staging path, page,
+   record index — deterministic), compute ``*_key``\\ s, join tokens and ``people`` for
+   ``person_token``, evaluate the validation rules (``validate.py``) → TEMP table ``_prepared``;
+3. quarantine rows with a rule (idempotent: keyed by table, rule, natural key and staged record);
+4. upsert the rest by ``*_key``: UPDATE rows whose values or lineage differ, INSERT new ones —
+   an unchanged row is never rewritten, so re-loading the same staging changes nothing;
+5. soft-delete rows missing from the source, only in the courses whose partition for this domain
+   was loaded (``deleted_at`` = run time, set once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from transforms.canonical import BOOKKEEPING_DDL, LINEAGE, TABLES, Table, key_sql
+from transforms.tokenize import TOKENS_TABLE, HmacKey, tokenize_distinct
+from transforms.validate import checks_for
+
+__all__ = ["TableCounts", "connect", "ensure_schema", "load_table"]
+
+_PREPARED = "_prepared"
+
+
+@dataclass
+class TableCounts:
+    extracted: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    loaded: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+
+def connect(dsn: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB file path or an ``md:`` DSN (MotherDuck connects through duckdb the same way)."""
+    con = duckdb.connect(dsn)
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for t in TABLES:
+        con.execute(t.ddl())
+    for ddl in BOOKKEEPING_DDL:
+        con.execute(ddl)
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _pq(path: Path) -> str:
+    return f"read_parquet({_q(str(path))})"
+
+
+def _tokenize(
+    con: duckdb.DuckDBPyConnection, t: Table, src: str, names: set[str], vendor: str, key: HmacKey
+) -> None:
+    messages = []
+    if "user_id" in names:
+        messages.append(f"SELECT {_q(vendor + ':')} || user_id AS msg FROM {src}")
+    if t.is_people:
+        for col, prefix, expr in (
+            ("sis_user_id", "sis:", "sis_user_id"),
+            ("login_id", "login:", "login_id"),
+            ("email", "email:", "lower(trim(email))"),
+        ):
+            if col in names:
+                messages.append(f"SELECT {_q(prefix)} || {expr} AS msg FROM {src}")
+    for sql in messages:
+        tokenize_distinct(con, messages_sql=sql, key=key)
+
+
+def _prepare_sql(t: Table, src: str, names: set[str], vendor: str) -> str:
+    def col(name: str, sql_type: str) -> str:
+        return f"CAST(n.{name} AS {sql_type})" if name in names else f"CAST(NULL AS {sql_type})"
+
+    joins: list[str] = []
+    sel: list[str] = []
+    if "user_id" in names:
+        joins.append(f"LEFT JOIN {TOKENS_TABLE} tu ON tu.msg = {_q(vendor + ':')} || n.user_id")
+        user_token = "tu.token"
+    else:
+        user_token = "CAST(NULL AS VARCHAR)"
+
+    source_id = user_token if t.is_people else "CAST(n.source_id AS VARCHAR)"
+    sel.append(f"{key_sql(t.entity, source_id)} AS {t.key}")
+    sel.append("$vendor AS vendor")
+    sel.append(f"{source_id} AS source_id")
+    for r in t.refs:
+        src_col = f"CAST(n.{r.source} AS VARCHAR)" if r.source in names else "CAST(NULL AS VARCHAR)"
+        sel.append(f"{key_sql(r.entity, src_col)} AS {r.column}")
+    if t.person:
+        joins.append(
+            "LEFT JOIN (SELECT source_id, person_token FROM people WHERE vendor = $vendor) pp"
+            f" ON pp.source_id = {user_token}"
+        )
+        sel.append(f"{key_sql('people', user_token)} AS person_key")
+        sel.append("pp.person_token AS person_token")
+    if t.is_people:
+        for out, src_col, prefix, expr in (
+            ("sis_id_token", "sis_user_id", "sis:", "n.sis_user_id"),
+            ("login_id_token", "login_id", "login:", "n.login_id"),
+            ("email_token", "email", "email:", "lower(trim(n.email))"),
+        ):
+            if src_col in names:
+                alias = f"t_{out}"
+                joins.append(
+                    f"LEFT JOIN {TOKENS_TABLE} {alias} ON {alias}.msg = {_q(prefix)} || {expr}"
+                )
+                sel.append(f"{alias}.token AS {out}")
+            else:
+                sel.append(f"CAST(NULL AS VARCHAR) AS {out}")
+        person = (
+            "coalesce(t_sis_id_token.token, tu.token)" if "sis_user_id" in names else user_token
+        )
+        sel.append(f"{person} AS person_token")
+        sel.append("$key_version AS token_key_version")
+    for c in t.columns:
+        sel.append(f"{col(c.name, c.type)} AS {c.name}")
+    sel.append(f"{col('deleted_at', 'TIMESTAMPTZ')} AS deleted_at")
+    for name, sql_type in LINEAGE:
+        sel.append(f"{col(name, sql_type)} AS {name}")
+    # Working columns (never loaded): rule inputs and quarantine identity.
+    sel.append(f"{user_token} AS _user_token")
+    for r in t.refs:
+        sel.append(f"{col(r.source, 'VARCHAR')} AS _src_{r.source}")
+    sel += [
+        f"{col('_type_errors', 'VARCHAR')} AS _type_errors",
+        f"{col('_course_id', 'VARCHAR')} AS _course_id",
+        f"{col('_page_number', 'INTEGER')} AS _page_number",
+        f"{col('_record_index', 'INTEGER')} AS _record_index",
+    ]
+    dedup_on = "user_id" if t.is_people else "source_id"
+    order = (
+        "_fetched_at DESC NULLS LAST, _staging_path DESC NULLS LAST,"
+        " _page_number DESC NULLS LAST, _record_index DESC NULLS LAST"
+    )
+    checks = checks_for(t)
+    return f"""
+CREATE OR REPLACE TEMP TABLE {_PREPARED} AS
+WITH n AS (
+    SELECT * FROM {src}
+    QUALIFY {dedup_on} IS NULL
+        OR row_number() OVER (PARTITION BY {dedup_on} ORDER BY {order}) = 1
+),
+p AS (
+    SELECT {", ".join(sel)}
+    FROM n {" ".join(joins)}
+)
+SELECT p.*, {checks.rule_sql} AS _rule, {checks.reason_sql} AS _reason
+FROM p {" ".join(checks.joins)}
+"""
+
+
+def _exec(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object]):
+    """Execute with only the named parameters the statement uses (DuckDB rejects extras)."""
+    return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+
+
+def _serving_names(t: Table) -> list[str]:
+    return [n for n, _ in t.serving_columns()]
+
+
+def load_table(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    table: Table,
+    parquet: Path,
+    columns: Sequence[str],
+    vendor: str,
+    key: HmacKey,
+    now: datetime,
+    courses_loaded: Sequence[str],
+) -> TableCounts:
+    """Load one table; the caller holds the domain's transaction."""
+    t = table
+    names = set(columns)
+    src = _pq(parquet)
+    counts = TableCounts()
+    _tokenize(con, t, src, names, vendor, key)
+    params = {"vendor": vendor, "now": now}
+    prep_params = dict(params)
+    if t.is_people:
+        prep_params["key_version"] = key.version
+    _exec(con, _prepare_sql(t, src, names, vendor), prep_params)
+
+    for rule, n in con.execute(
+        f"SELECT _rule, count(*) FROM {_PREPARED} GROUP BY ALL ORDER BY 1 NULLS FIRST"
+    ).fetchall():
+        if rule is None:
+            counts.loaded = int(n)
+        else:
+            counts.quarantined[rule] = int(n)
+    counts.extracted = counts.loaded + sum(counts.quarantined.values())
+
+    if counts.quarantined:
+        _quarantine(con, t)
+
+    cols = _serving_names(t)
+    k = t.key
+    compare = [c for c in cols if c not in (k, "vendor", "source_id")]
+    changed = " OR ".join(f"tgt.{c} IS DISTINCT FROM s.{c}" for c in compare)
+    row = con.execute(
+        f"""
+        UPDATE {t.name} AS tgt SET {", ".join(f"{c} = s.{c}" for c in compare)}
+        FROM (SELECT * FROM {_PREPARED} WHERE _rule IS NULL) s
+        WHERE tgt.{k} = s.{k} AND ({changed})
+        """
+    ).fetchone()
+    counts.updated = int(row[0]) if row else 0
+    row = con.execute(
+        f"""
+        INSERT INTO {t.name} ({", ".join(cols)})
+        SELECT {", ".join(cols)} FROM {_PREPARED} s
+        WHERE s._rule IS NULL AND NOT EXISTS (SELECT 1 FROM {t.name} tgt WHERE tgt.{k} = s.{k})
+        """
+    ).fetchone()
+    counts.inserted = int(row[0]) if row else 0
+
+    if t.delete_absent and t.course_ref and courses_loaded:
+        row = _exec(
+            con,
+            f"""
+            UPDATE {t.name} AS tgt SET deleted_at = $now
+            WHERE tgt.vendor = $vendor AND tgt.deleted_at IS NULL
+              AND tgt.course_key IN (
+                  SELECT {key_sql("courses", "c")} FROM (SELECT unnest($courses) AS c))
+              AND NOT EXISTS (SELECT 1 FROM {_PREPARED} s WHERE s.{k} = tgt.{k})
+            """,
+            {**params, "courses": list(courses_loaded)},
+        ).fetchone()
+        counts.deleted = int(row[0]) if row else 0
+
+    con.execute(f"DROP TABLE IF EXISTS {_PREPARED}")
+    return counts
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, t: Table) -> None:
+    record_cols = [*_serving_names(t), "_type_errors"]
+    record = "to_json(struct_pack(" + ", ".join(f"{c} := p.{c}" for c in record_cols) + "))"
+    qkey = (
+        f"md5_number({_q(t.name)} || chr(31) || p._rule || chr(31) || coalesce(p.source_id, '')"
+        " || chr(31) || coalesce(p._staging_path, '') || chr(31)"
+        " || coalesce(p._page_number::VARCHAR, '') || chr(31)"
+        " || coalesce(p._record_index::VARCHAR, ''))::UUID"
+    )
+    con.execute(
+        f"""
+        INSERT INTO _quarantine
+        SELECT q.* FROM (
+            SELECT {qkey} AS quarantine_key, {_q(t.name)} AS "table", p.vendor,
+                   p.source_id AS natural_key, p._course_id AS course_id, p._rule AS rule,
+                   p._reason AS reason, p._run_id AS run_id, {record} AS record,
+                   p._staging_path, p._trace_id, p._span_id, p._fetched_at
+            FROM {_PREPARED} p WHERE p._rule IS NOT NULL
+        ) q
+        WHERE NOT EXISTS (
+            SELECT 1 FROM _quarantine e WHERE e.quarantine_key = q.quarantine_key)
+        """
+    )
+
+
+def write_bookkeeping(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    institution: str,
+    vendor: str,
+    domain: str,
+    started_at: datetime,
+    finished_at: datetime,
+    courses_loaded: int,
+    totals: TableCounts,
+    status: str,
+    cursor: datetime | None,
+) -> None:
+    """Record the run and advance the domain cursor (call after the domain's data committed)."""
+    con.execute("BEGIN")
+    try:
+        con.execute(
+            "INSERT INTO _sync_runs VALUES ($run, $inst, $vendor, $domain, $start, $end,"
+            " $courses, $extracted, $quarantined, $inserted, $updated, $deleted, $status)",
+            {
+                "run": run_id, "inst": institution, "vendor": vendor, "domain": domain,
+                "start": started_at, "end": finished_at, "courses": courses_loaded,
+                "extracted": totals.extracted, "quarantined": sum(totals.quarantined.values()),
+                "inserted": totals.inserted, "updated": totals.updated,
+                "deleted": totals.deleted, "status": status,
+            },
+        )  # fmt: skip
+        if cursor is not None:
+            con.execute(
+                "DELETE FROM _sync_state WHERE institution = $inst AND vendor = $vendor"
+                " AND domain = $domain",
+                {"inst": institution, "vendor": vendor, "domain": domain},
+            )
+            con.execute(
+                "INSERT INTO _sync_state VALUES ($inst, $vendor, $domain, $cursor, $run, $at)",
+                {
+                    "inst": institution, "vendor": vendor, "domain": domain,
+                    "cursor": cursor, "run": run_id, "at": finished_at,
+                },
+            )  # fmt: skip
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

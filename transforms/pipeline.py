@@ -1,0 +1,217 @@
+"""The single entry point the Prefect flow calls: staged frames → DuckDB serving tables.
+
+::
+
+    report = load_staged(
+        frames={"course": store.scan("course", manifests), ...},   # stream → LazyFrame
+        courses_loaded={"roster": ["101", "102"], "gradebook": ["101"]},
+        mapping=CANVAS, serving_dsn="serving.duckdb", hmac_key=load_hmac_key("env:KEY", "v1"),
+        run_id=run_id, institution="demo-u", vendor="canvas", now=run_started_at,
+    )
+
+Per domain (in the mapping's order: roster before gradebook, so references resolve), every table is
+normalized (Polars, streamed to a private temp Parquet file), then tokenized, validated, quarantined
+and upserted in **one DuckDB transaction**. Only rows of courses listed in ``courses_loaded`` for the
+domain are read, and only those courses can have rows soft-deleted. After the domain commits,
+``_sync_runs`` gets a row and ``_sync_state`` its cursor (= ``now``, the run's start).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+from opentelemetry import trace
+
+from transforms.canonical import table as canonical_table
+from transforms.load import TableCounts, connect, ensure_schema, load_table, write_bookkeeping
+from transforms.mapping import VendorMapping
+from transforms.normalize import normalize
+from transforms.tokenize import TOKENS_TABLE, HmacKey
+
+__all__ = ["LoadReport", "TableReport", "TransformError", "load_staged"]
+
+log = logging.getLogger("lms_sync.transforms")
+
+
+class TransformError(RuntimeError):
+    """A domain failed to load; nothing of that domain was committed. The message names domain,
+    table and error class; literals from the engine's message are redacted (they may hold PII)."""
+
+
+@dataclass
+class TableReport:
+    table: str
+    domain: str
+    extracted: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    loaded: int = 0
+
+
+@dataclass
+class LoadReport:
+    run_id: str
+    tables: dict[str, TableReport] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(sum(t.quarantined.values()) for t in self.tables.values())
+
+    def to_rows(self) -> list[dict[str, object]]:
+        """One row per table, for a Prefect table artifact."""
+        return [
+            {
+                "table": t.table,
+                "domain": t.domain,
+                "extracted": t.extracted,
+                "quarantined": sum(t.quarantined.values()),
+                "quarantined_by_rule": ", ".join(
+                    f"{r}={n}" for r, n in sorted(t.quarantined.items())
+                ),
+                "inserted": t.inserted,
+                "updated": t.updated,
+                "deleted": t.deleted,
+                "loaded": t.loaded,
+            }
+            for t in self.tables.values()
+        ]
+
+
+_LITERALS = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d{4,}\b")
+
+
+def _redact(message: str) -> str:
+    return _LITERALS.sub("<redacted>", message)[:300]
+
+
+def load_staged(
+    *,
+    frames: Mapping[str, pl.LazyFrame],
+    courses_loaded: Mapping[str, list[str]],
+    mapping: VendorMapping,
+    serving_dsn: str,
+    hmac_key: HmacKey,
+    run_id: str,
+    institution: str,
+    vendor: str,
+    now: datetime,
+) -> LoadReport:
+    if vendor != mapping.vendor:
+        raise ValueError(
+            f"vendor {vendor!r} does not match the mapping's vendor {mapping.vendor!r}"
+        )
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    tracer = trace.get_tracer("lms_sync.transforms")
+    report = LoadReport(run_id=run_id)
+    with tempfile.TemporaryDirectory(prefix="lms-sync-transform-") as work:
+        con = connect(serving_dsn)
+        try:
+            ensure_schema(con)
+            for domain in mapping.domains:
+                courses = [str(c) for c in courses_loaded.get(domain, [])]
+                if not courses:
+                    log.info("domain %s: no complete course partitions, skipped", domain)
+                    continue
+                _load_domain(
+                    con, tracer, report, Path(work), frames, courses, mapping, domain,
+                    hmac_key, run_id, institution, vendor, now,
+                )  # fmt: skip
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {TOKENS_TABLE}")
+            con.close()
+    return report
+
+
+def _load_domain(
+    con,
+    tracer,
+    report,
+    work,
+    frames,
+    courses,
+    mapping,
+    domain,
+    key,
+    run_id,
+    institution,
+    vendor,
+    now,
+) -> None:
+    started = datetime.now(UTC)
+    totals = TableCounts()
+    current = "?"
+    con.execute("BEGIN")
+    try:
+        for tmap in mapping.for_domain(domain):
+            current = tmap.table
+            spec = canonical_table(tmap.table)
+            with tracer.start_as_current_span(f"transform {tmap.table}") as span:
+                span.set_attributes({"table": tmap.table, "domain": domain, "vendor": vendor})
+                scoped = dict(frames)
+                if tmap.stream in frames:
+                    scoped[tmap.stream] = frames[tmap.stream].filter(
+                        pl.col("_course_id").cast(pl.String).is_in(courses)
+                    )
+                lf = normalize(tmap, scoped)
+                if lf is None:
+                    span.set_attribute("skipped", True)
+                    continue
+                path = work / f"{tmap.table}.parquet"
+                lf.sink_parquet(path, compression="lz4")
+                columns = lf.collect_schema().names()
+            with tracer.start_as_current_span(f"load {tmap.table}") as span:
+                counts = load_table(
+                    con, table=spec, parquet=path, columns=columns, vendor=vendor, key=key,
+                    now=now, courses_loaded=courses,
+                )  # fmt: skip
+                path.unlink(missing_ok=True)
+                span.set_attributes(
+                    {
+                        "table": tmap.table, "domain": domain, "rows.extracted": counts.extracted,
+                        "rows.loaded": counts.loaded, "rows.inserted": counts.inserted,
+                        "rows.updated": counts.updated, "rows.deleted": counts.deleted,
+                        "rows.quarantined": sum(counts.quarantined.values()),
+                    }
+                )  # fmt: skip
+            report.tables[tmap.table] = TableReport(
+                table=tmap.table, domain=domain, extracted=counts.extracted,
+                quarantined=counts.quarantined, inserted=counts.inserted,
+                updated=counts.updated, deleted=counts.deleted, loaded=counts.loaded,
+            )  # fmt: skip
+            for attr in ("extracted", "inserted", "updated", "deleted", "loaded"):
+                setattr(totals, attr, getattr(totals, attr) + getattr(counts, attr))
+            for rule, n in counts.quarantined.items():
+                totals.quarantined[rule] = totals.quarantined.get(rule, 0) + n
+            log.info(
+                "loaded %s: extracted=%d loaded=%d inserted=%d updated=%d deleted=%d "
+                "quarantined=%d",
+                tmap.table, counts.extracted, counts.loaded, counts.inserted, counts.updated,
+                counts.deleted, sum(counts.quarantined.values()),
+            )  # fmt: skip
+        con.execute("COMMIT")
+    except Exception as exc:
+        con.execute("ROLLBACK")
+        write_bookkeeping(
+            con, run_id=run_id, institution=institution, vendor=vendor, domain=domain,
+            started_at=started, finished_at=datetime.now(UTC), courses_loaded=len(courses),
+            totals=totals, status="failed", cursor=None,
+        )  # fmt: skip
+        raise TransformError(
+            f"domain {domain}: loading table {current} failed: {type(exc).__name__}: "
+            f"{_redact(str(exc))}"
+        ) from None
+    write_bookkeeping(
+        con, run_id=run_id, institution=institution, vendor=vendor, domain=domain,
+        started_at=started, finished_at=datetime.now(UTC), courses_loaded=len(courses),
+        totals=totals, status="completed", cursor=now,
+    )  # fmt: skip
