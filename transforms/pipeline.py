@@ -104,14 +104,19 @@ def load_staged(
     institution: str,
     vendor: str,
     now: datetime,
+    tracer: trace.Tracer | None = None,
 ) -> LoadReport:
+    """Normalize, tokenize, validate and load every domain of ``courses_loaded``; see the module
+    docstring. ``tracer`` defaults to ``get_tracer("lms_sync.transforms")`` (tests pass their own).
+    Raises :class:`TransformError` for a domain that could not be loaded (earlier domains stay
+    committed; that domain's cursor does not move)."""
     if vendor != mapping.vendor:
         raise ValueError(
             f"vendor {vendor!r} does not match the mapping's vendor {mapping.vendor!r}"
         )
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
-    tracer = trace.get_tracer("lms_sync.transforms")
+    tracer = tracer or trace.get_tracer("lms_sync.transforms")
     report = LoadReport(run_id=run_id)
     with tempfile.TemporaryDirectory(prefix="lms-sync-transform-") as work:
         con = connect(serving_dsn)

@@ -19,9 +19,10 @@ the key version is stored beside them (``token_key_version``).
 The HMAC runs in DuckDB SQL (shared/reference/toolchain.md §HMAC, the fastest measured path), on the
 DISTINCT messages only, and is joined back::
 
-    sha256(from_hex($opad) || from_hex(sha256(from_hex($ipad) || msg::BLOB)))
+    sha256(from_hex($opad) || from_hex(sha256(from_hex($ipad) || encode(msg))))
 
-``$ipad``/``$opad`` are the key zero-padded to 64 bytes XOR 0x36 / 0x5c, passed as query parameters,
+``encode(msg)`` is the UTF-8 bytes of the text (``msg::BLOB`` would reject non-ASCII and read
+``\\xNN`` as an escape). ``$ipad``/``$opad`` are the key zero-padded to 64 bytes XOR 0x36 / 0x5c, passed as query parameters,
 never interpolated into SQL text.
 """
 
@@ -44,7 +45,7 @@ __all__ = [
 _BLOCK = 64  # SHA-256 block size in bytes
 
 # The SQL expression of HMAC-SHA256(key, msg) over a VARCHAR ``msg``; needs $ipad and $opad.
-HMAC_SQL = "sha256(from_hex($opad) || from_hex(sha256(from_hex($ipad) || msg::BLOB)))"
+HMAC_SQL = "sha256(from_hex($opad) || from_hex(sha256(from_hex($ipad) || encode(msg))))"
 
 # Session-local (TEMP) table mapping each message to its token; it holds raw identifiers, so it never
 # lives in the database file and is dropped when the load finishes.
