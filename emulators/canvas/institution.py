@@ -482,6 +482,7 @@ class Institution:
                 "sis_user_id",
                 "integration_id",
                 "login_id",
+                "sis_login_id",
             )
         }
         obj = {
@@ -609,7 +610,7 @@ class Institution:
             "position": a.position,
             "post_to_sis": False,
             "integration_id": None,
-            "integration_data": {},
+            "integration_data": "",  # a string in recorded Canvas payloads
             "points_possible": a.points_possible,
             "submission_types": sub_types,
             "has_submitted_submissions": a.published and a.grading_type != "not_graded",
