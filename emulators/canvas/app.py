@@ -66,6 +66,7 @@ def create_app(
 ) -> Starlette:
     """A Starlette app serving ``institution`` as Canvas would; ``app.state.stats`` counts."""
     routes = [
+        Route("/api/v1/accounts/{account_id}", _account_show),
         Route("/api/v1/accounts/{account_id}/courses", _account_courses),
         Route("/api/v1/accounts/{account_id}/terms", _account_terms),
         Route("/api/v1/courses/{course_id}", _course),
@@ -207,6 +208,11 @@ def _includes(request: Request) -> set[str]:
 
 
 # ---- endpoints --------------------------------------------------------------------------------
+
+
+async def _account_show(request: Request) -> Response:
+    _account(request)
+    return _json(_institution(request).account())
 
 
 async def _account_courses(request: Request) -> Response:

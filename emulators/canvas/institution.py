@@ -230,6 +230,23 @@ class Institution:
     def course_spec(self, course_id: int) -> CourseSpec | None:
         return self._by_id.get(course_id)
 
+    # ---- account, terms and courses ----
+
+    def account(self) -> dict:
+        """The root Account object (`GET accounts/1`)."""
+        return {
+            "id": ROOT_ACCOUNT_ID,
+            "name": "Example University",
+            "workflow_state": "active",
+            "parent_account_id": None,
+            "root_account_id": None,
+            "uuid": hashlib.sha1(f"account:{self.seed}".encode()).hexdigest()[:40],
+            "default_time_zone": "America/New_York",
+            "sis_account_id": None,
+            "integration_id": None,
+            "sis_import_id": None,
+        }
+
     # ---- terms and courses --------------------------------------------------------------------
 
     def terms(self) -> list[dict]:
