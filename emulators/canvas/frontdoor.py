@@ -96,7 +96,9 @@ class CanvasFrontDoor:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, settled) -> None:
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, settled: _Settlement
+    ) -> None:
         if self.settings.latency_ms:
             await asyncio.sleep(self.settings.latency_ms / 1000)
         query = scope.get("query_string", b"").decode("latin-1")
@@ -121,11 +123,23 @@ class CanvasFrontDoor:
         if kind in ("malformed", "truncated"):
             await self._rewrite(kind, scope, receive, send, settled)
         else:
-            await self.app(scope, receive, _with_headers(send, settled, state))
-        if kind == "duplicate" and state.get("duplicate_applied"):
-            self.stats.record_fault(kind)
+            await self.app(scope, receive, self._finishing(send, settled, state))
 
-    async def _reset(self, send: Send, settled) -> None:
+    def _finishing(self, send: Send, settled: _Settlement, state: dict) -> Send:
+        """Adds the rate-limit headers and counts a ``duplicate`` the handler applied, before
+        the response leaves (so a client that has the response also sees the count)."""
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if state.get("duplicate_applied"):
+                    self.stats.record_fault("duplicate")
+                extra = settled.headers(records=state.get("records", 0))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return wrapped
+
+    async def _reset(self, send: Send, settled: _Settlement) -> None:
         headers = [(b"content-type", _JSON), (b"content-length", b"4096")]
         headers += settled.headers(records=0)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -133,7 +147,7 @@ class CanvasFrontDoor:
         raise InjectedReset("connection reset injected")
 
     async def _rewrite(
-        self, kind: str, scope: Scope, receive: Receive, send: Send, settled
+        self, kind: str, scope: Scope, receive: Receive, send: Send, settled: _Settlement
     ) -> None:
         captured: dict[str, Any] = {"body": b""}
 
@@ -180,16 +194,6 @@ class _Settlement:
             (b"x-request-cost", _fmt_float(self._cost).encode()),
             (b"x-rate-limit-remaining", _fmt_float(self._remaining).encode()),
         ]
-
-
-def _with_headers(send: Send, settled: _Settlement, state: dict) -> Send:
-    async def wrapped(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            extra = settled.headers(records=state.get("records", 0))
-            message = {**message, "headers": [*message.get("headers", []), *extra]}
-        await send(message)
-
-    return wrapped
 
 
 def _token(scope: Scope) -> str | None:
