@@ -30,7 +30,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from connectors.errors import CircuitOpenError, PermanentError
 from flows.limits import VendorLimits, bootstrap_limits
 from flows.reporting import publish_artifacts
-from flows.settings import InstitutionConfig, load_config
+from flows.settings import ConfigError, InstitutionConfig, load_config
 from flows.stage import stage_domain
 from flows.telemetry import flush, get_logger, tracer_provider
 from flows.vendors import Source, mapping_for, open_source
@@ -61,6 +61,7 @@ class RunContext:
     domains: tuple[str, ...]
     staging_uri: str
     limits: VendorLimits
+    started: datetime
     activity_since: datetime | None = None
 
 
@@ -81,6 +82,14 @@ class RunSummary:
     failures: list[CourseFailure] = field(default_factory=list)
     http: dict[str, Any] = field(default_factory=dict)
     load: LoadReport | None = None
+
+
+def _check_hmac_key(config: InstitutionConfig) -> None:
+    """Fail at start, before any vendor call, if the tokenization key cannot be read."""
+    try:
+        load_hmac_key(config.hmac_key_ref, config.hmac_key_version)
+    except ValueError as exc:
+        raise ConfigError(f"hmac_key_ref: {exc}") from None
 
 
 def _retry_unless_permanent(task: Any, task_run: Any, state: Any) -> bool:
@@ -134,29 +143,31 @@ def sync_course(course_id: str, ctx: RunContext) -> dict[str, Any]:
 
 @task(task_run_name="load-{ctx.institution}", cache_policy=NONE)
 def load_serving(
-    ctx: RunContext, loaded: dict[str, list[str]], config: InstitutionConfig
+    ctx: RunContext,
+    loaded: dict[str, list[str]],
+    streams: dict[str, list[str]],
+    config: InstitutionConfig,
 ) -> LoadReport:
     """The single writer: the window's staging → serving tables, one domain at a time."""
     store = StagingStore(ctx.staging_uri)
-    mapping = mapping_for(config)
     manifests = store.committed(institution=ctx.institution, vendor=ctx.vendor, window=ctx.window)
     frames = {}
-    for domain in ctx.domains:
+    for domain, names in streams.items():
         chosen = [
             m for m in manifests if m.key.domain == domain and m.key.course_id in loaded[domain]
         ]
-        for stream in mapping.streams_for(domain):
+        for stream in names:
             frames[stream] = store.scan(stream, chosen)
     return load_staged(
         frames=frames,
         courses_loaded=loaded,
-        mapping=mapping,
+        mapping=mapping_for(config),
         serving_dsn=config.serving_dsn,
         hmac_key=load_hmac_key(config.hmac_key_ref, config.hmac_key_version),
         run_id=ctx.run_id,
         institution=ctx.institution,
         vendor=ctx.vendor,
-        now=datetime.now(UTC),
+        now=ctx.started,
     )
 
 
@@ -174,6 +185,7 @@ def sync_institution(
     the file and environment (used by the demo and tests).
     """
     config = load_config(Path(config_file) if config_file else None, **(overrides or {}))
+    _check_hmac_key(config)
     tracer_provider()
     started = datetime.now(UTC)
     run_id = str(flow_run.id or uuid.uuid4())
@@ -186,12 +198,11 @@ def sync_institution(
         domains=tuple(domains or source.domains),
         staging_uri=config.staging_uri,
         limits=bootstrap_limits(config),
+        started=started,
         activity_since=started - timedelta(days=config.engagement_lookback_days),
     )
     log = get_logger(run_id=run_id, institution=ctx.institution, vendor=ctx.vendor)
     summary = RunSummary(run_id=run_id, institution=ctx.institution, window=ctx.window)
-    # Fail at start, before any vendor call, if the key cannot be read.
-    load_hmac_key(config.hmac_key_ref, config.hmac_key_version)
     with _tracer.start_as_current_span(
         "sync_run",
         attributes={
@@ -231,7 +242,8 @@ def sync_institution(
             domain: [c for c, doms in summary.staged.items() if domain in doms]
             for domain in ctx.domains
         }
-        summary.load = load_serving(ctx, loaded, config)
+        streams = {domain: list(source.streams(domain)) for domain in ctx.domains}
+        summary.load = load_serving(ctx, loaded, streams, config)
         publish_artifacts(summary)
     flush()
     if summary.failures:
@@ -239,4 +251,10 @@ def sync_institution(
         raise SyncIncomplete(
             f"{len(summary.failures)} of {len(summary.courses)} courses not synced: {names}"
         )
-    return {"run_id": run_id, "window": ctx.window, "courses": len(summary.courses)}
+    return {
+        "run_id": run_id,
+        "window": ctx.window,
+        "courses": len(summary.courses),
+        "http": summary.http,
+        "tables": summary.load.to_rows(),
+    }

@@ -1,0 +1,101 @@
+"""What a run tells its operator: a summary table and a quarantine report as Prefect artifacts.
+
+Both are built from counts, rules and course ids only — never from record values — so they can be
+shown in the Prefect UI without exposing anyone's data.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+if TYPE_CHECKING:
+    from flows.sync import RunSummary
+
+
+def summary_rows(summary: RunSummary) -> list[dict[str, Any]]:
+    """One row per domain: courses, rows extracted / quarantined / loaded, and the HTTP figures."""
+    domains = sorted({d for doms in summary.staged.values() for d in doms})
+    load_rows = summary.load.to_rows() if summary.load is not None else []
+    http_by_domain = summary.http.get("by_tag", {})
+    rows = []
+    for domain in domains:
+        statuses = Counter(
+            doms[domain]["status"] for doms in summary.staged.values() if domain in doms
+        )
+        tables = [r for r in load_rows if r["domain"] == domain]
+        http = http_by_domain.get(domain, {})
+        rows.append(
+            {
+                "domain": domain,
+                "courses staged": statuses["staged"],
+                "courses reused": statuses["reused"],
+                "courses failed": len(summary.failures),
+                "extracted": sum(r["extracted"] for r in tables),
+                "quarantined": sum(r["quarantined"] for r in tables),
+                "loaded": sum(r["loaded"] for r in tables),
+                "requests": http.get("requests", 0),
+                "throttled": http.get("throttled", 0),
+                "retried": http.get("retried", 0),
+            }
+        )
+    rows.append(
+        {
+            "domain": "(all, HTTP)",
+            "courses staged": len(summary.staged),
+            "courses reused": "",
+            "courses failed": len(summary.failures),
+            "extracted": sum(r["extracted"] for r in load_rows),
+            "quarantined": sum(r["quarantined"] for r in load_rows),
+            "loaded": sum(r["loaded"] for r in load_rows),
+            "requests": summary.http.get("requests", 0),
+            "throttled": summary.http.get("throttled", 0),
+            "retried": summary.http.get("retried", 0),
+        }
+    )
+    return rows
+
+
+def quarantine_markdown(summary: RunSummary) -> str:
+    lines = [f"# Quarantine report — run `{summary.run_id}`", ""]
+    tables = summary.load.to_rows() if summary.load is not None else []
+    held = [t for t in tables if t["quarantined"]]
+    if not held:
+        lines.append("No records were quarantined.")
+    else:
+        lines += ["| table | quarantined | by rule | loaded |", "| --- | ---: | --- | ---: |"]
+        lines += [
+            f"| {t['table']} | {t['quarantined']} | {t['quarantined_by_rule']} | {t['loaded']} |"
+            for t in held
+        ]
+        lines += [
+            "",
+            "Each record is in the serving table `_quarantine` with its rule and reason "
+            f"(`select * from _quarantine where _run_id = '{summary.run_id}'`).",
+        ]
+    if summary.failures:
+        lines += [
+            "",
+            "## Courses not synced",
+            "",
+            "| course | kind | error |",
+            "| --- | --- | --- |",
+        ]
+        lines += [f"| {f.course_id} | {f.kind} | {f.error} |" for f in summary.failures]
+    return "\n".join(lines)
+
+
+def publish_artifacts(summary: RunSummary) -> None:
+    key = f"lms-sync-{summary.institution}"
+    create_table_artifact(
+        summary_rows(summary),
+        key=f"{key}-summary",
+        description=f"Sync of {summary.institution}, window {summary.window}, run {summary.run_id}",
+    )
+    create_markdown_artifact(
+        quarantine_markdown(summary),
+        key=f"{key}-quarantine",
+        description=f"Quarantined records and failed courses, run {summary.run_id}",
+    )
