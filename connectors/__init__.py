@@ -33,6 +33,7 @@ from connectors.paginators import (
     OffsetPaginator,
     PageRequest,
     Paginator,
+    SingleObject,
     SinglePage,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "RetryBudgetExhausted",
     "RetryPolicy",
     "Rule",
+    "SingleObject",
     "SinglePage",
     "VendorClient",
     "Verdict",

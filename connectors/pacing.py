@@ -183,7 +183,10 @@ class AdaptivePacer:
         if self._observed is None:
             return math.inf
         refilled = self._observed + self._outflow * (self._clock() - self._observed_at)
-        return min(refilled, self._highest) - self._up_front * self._started_since_observed
+        # The bucket holds no more room than the most ever seen (at least `floor`, so a client
+        # whose first answer was a throttle still gets going once the bucket has drained).
+        ceiling = max(self._highest, self._floor)
+        return min(refilled, ceiling) - self._up_front * self._started_since_observed
 
     def _adjust_limit(self, remaining: float | None, throttled: bool) -> None:
         if self._since_change < self._limit:

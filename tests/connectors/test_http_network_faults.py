@@ -13,6 +13,8 @@ import pytest
 
 from connectors import CircuitBreaker, CircuitOpenError, RetryPolicy, VendorClient
 
+pytestmark = pytest.mark.timeout(20)
+
 _BODY = b'[{"a":1}]'
 GOOD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
     len(_BODY),

@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from connectors import (
     CANVAS_RULES,
@@ -19,6 +20,8 @@ from connectors import (
     VendorClient,
 )
 from tests.connectors.http_fakes import FakeClock
+
+pytestmark = pytest.mark.timeout(20)  # a pacing bug shows up as a hang
 
 SPEED = 50.0  # simulated Canvas runs 50× faster than the wall clock
 
@@ -184,3 +187,25 @@ def test_request_rate_pacer_token_bucket() -> None:
         pacer.release(httpx.Response(200), throttled=False)
     assert slept == [0.5, 0.5]  # three at once, then one every half second
     assert pacer.snapshot() == {"requests": 5, "throttled": 0, "wait_seconds": 1.0}
+
+
+def test_paced_client_over_real_sockets_reads_throttle_bodies_once(httpserver) -> None:  # type: ignore[no-untyped-def]
+    throttle = "403 Forbidden (Rate Limit Exceeded)\n"
+    httpserver.expect_ordered_request("/api/v1/x").respond_with_data(
+        throttle, status=403, headers={"X-Rate-Limit-Remaining": "13.7"}
+    )
+    httpserver.expect_ordered_request("/api/v1/x").respond_with_json(
+        [1], headers={"X-Rate-Limit-Remaining": "590", "X-Request-Cost": "1.2"}
+    )
+    pacer = AdaptivePacer(outflow_per_second=10_000.0)
+    with VendorClient(
+        vendor="canvas",
+        base_url=httpserver.url_for("/api/v1/"),
+        rules=CANVAS_RULES,
+        retry=RetryPolicy.fast(),
+        pacer=pacer,
+    ) as client:
+        assert client.get_json("x", endpoint="x").data == [1]
+        stats = client.stats.snapshot()
+    assert stats["throttled"] == 1 and stats["pacing"]["throttled"] == 1
+    assert stats["responses"] == {200: 1, 403: 1}
