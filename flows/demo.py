@@ -83,7 +83,7 @@ def run_demo(*, courses: int, students_per_course: int, data_dir: Path) -> int:
     from flows.telemetry import configure_logging
 
     console = Console()
-    configure_logging(path=str(data_dir / "logs" / "lms-sync.jsonl"), stream=open(os.devnull, "w"))
+    configure_logging(path=str(data_dir / "logs" / "lms-sync.jsonl"), stream=None)
     institution = build_institution(
         seed=2026, courses=courses, students_per_course=students_per_course
     )

@@ -100,15 +100,15 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(*, path: str | None = None, stream: Any = None) -> logging.Logger:
-    """JSON logs for the ``lms_sync`` logger, to stderr (or ``stream``) and optionally a file."""
+def configure_logging(*, path: str | None = None, stream: Any = sys.stderr) -> logging.Logger:
+    """JSON logs for the ``lms_sync`` logger, to ``stream`` (None: none) and optionally a file."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream)] if stream else []
     if path:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         handlers.append(logging.FileHandler(path, encoding="utf-8"))
