@@ -73,6 +73,7 @@ def create_app(
         Route("/api/v1/courses/{course_id}/sections", _sections),
         Route("/api/v1/courses/{course_id}/enrollments", _enrollments),
         Route("/api/v1/courses/{course_id}/users", _users),
+        Route("/api/v1/courses/{course_id}/search_users", _users),  # §2.3 alias (canvasapi)
         Route("/api/v1/courses/{course_id}/assignments", _assignments),
         Route("/api/v1/courses/{course_id}/students/submissions", _submissions),
         Route("/api/v1/courses/{course_id}/analytics/student_summaries", _student_summaries),

@@ -37,6 +37,8 @@ def _bind(port: int) -> socket.socket:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, port))
+    # Listen now, so a client that reads the printed URL can connect before uvicorn is ready.
+    sock.listen(2048)
     return sock
 
 
