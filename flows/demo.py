@@ -156,7 +156,7 @@ def _report(console, result: dict, database: Path) -> None:
             "select table_name from information_schema.tables "
             "where table_schema = 'main' order by table_name"
         ).fetchall():
-            (count,) = con.sql(f'select count(*) from "{name}"').fetchone()
+            ((count,),) = con.sql(f'select count(*) from "{name}"').fetchall()
             tables.add_row(name, f"{count:,}", f"{quarantined.get(name, 0):,}")
         console.print(tables)
         console.print(
@@ -167,10 +167,21 @@ def _report(console, result: dict, database: Path) -> None:
         for title, sql in EXAMPLE_QUERIES:
             console.print(f"\n[bold]{title}[/]")
             console.print(" ".join(sql.split()), style="dim")
-            console.print(con.sql(sql))
+            console.print(_as_table(con.sql(sql)))
     console.print(
         f'\nTry your own: .venv/bin/lms-sync sql --db {database} "select * from _sync_runs"'
     )
+
+
+def _as_table(relation):
+    from rich.table import Table
+
+    table = Table()
+    for column in relation.columns:
+        table.add_column(column)
+    for row in relation.fetchall():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    return table
 
 
 if __name__ == "__main__":
