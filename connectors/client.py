@@ -22,8 +22,10 @@ string or token. Pages carry that span's trace and span ids for lineage.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,11 +83,29 @@ class Page:
     attempts: int
 
 
+_SCOPE: ContextVar[str | None] = ContextVar("lms_sync_stats_scope", default=None)
+
+
+@contextmanager
+def stats_scope(name: str) -> Iterator[None]:
+    """Attribute the requests made inside (in this thread or task) to ``name`` as well.
+
+    Many course tasks share one client; a scope lets a run report requests, throttles and retries
+    per domain without a client per domain.
+    """
+    token = _SCOPE.set(name)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
 class ClientStats:
-    """Thread-safe counters of one client (and its pacer, if any)."""
+    """Thread-safe counters of one client (and its pacer, if any), in total and per scope."""
 
     def __init__(self, pacer: Pacer | None = None) -> None:
         self._lock = threading.Lock()
+        self._by_scope: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._pacer = pacer
         self._requests = 0
         self._responses: Counter[int] = Counter()
@@ -105,6 +125,7 @@ class ClientStats:
                 "failed": self._failed,
                 "circuit_open": self._circuit_open,
                 "wait_seconds": round(self._wait_seconds, 6),
+                "by_scope": {k: dict(v) for k, v in sorted(self._by_scope.items())},
             }
         if self._pacer is not None:
             snapshot["pacing"] = self._pacer.snapshot()
@@ -116,16 +137,26 @@ class ClientStats:
             if response is not None:
                 self._responses[response.status_code] += 1
             self._throttled += verdict.action is Action.THROTTLED
+            self._count("requests")
+            if verdict.action is Action.THROTTLED:
+                self._count("throttled")
 
     def _retry(self, wait_seconds: float) -> None:
         with self._lock:
             self._retried += 1
             self._wait_seconds += wait_seconds
+            self._count("retried")
 
     def _failure(self, error: ConnectorError) -> None:
         with self._lock:
             self._failed += 1
             self._circuit_open += isinstance(error, CircuitOpenError)
+            self._count("failed")
+
+    def _count(self, name: str) -> None:
+        scope = _SCOPE.get()
+        if scope is not None:
+            self._by_scope[scope][name] += 1
 
 
 class VendorClient:

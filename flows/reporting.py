@@ -19,7 +19,7 @@ def summary_rows(summary: RunSummary) -> list[dict[str, Any]]:
     """One row per domain: courses, rows extracted / quarantined / loaded, and the HTTP figures."""
     domains = sorted({d for doms in summary.staged.values() for d in doms})
     load_rows = summary.load.to_rows() if summary.load is not None else []
-    http_by_domain = summary.http.get("by_tag", {})
+    http_by_domain = summary.http.get("by_scope", {})
     rows = []
     for domain in domains:
         statuses = Counter(

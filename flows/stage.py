@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from connectors.client import stats_scope
 from flows.vendors import Source
 from transforms.staging import PageMeta, PartitionKey, StagingStore
 
@@ -35,7 +36,10 @@ def stage_domain(
         return DomainOutcome(
             key.domain, "reused", manifest.row_count, manifest.raw_archive["pages"]
         )
-    with store.writer(key, run_id=run_id, streams=source.streams(key.domain)) as writer:
+    with (
+        stats_scope(key.domain),
+        store.writer(key, run_id=run_id, streams=source.streams(key.domain)) as writer,
+    ):
         for page in source.domain_pages(
             course_id=key.course_id, domain=key.domain, run_id=run_id, activity_since=activity_since
         ):
