@@ -76,6 +76,10 @@ def create_app(
         Route("/api/v1/courses/{course_id}/search_users", _users),  # §2.3 alias (canvasapi)
         Route("/api/v1/courses/{course_id}/assignments", _assignments),
         Route("/api/v1/courses/{course_id}/students/submissions", _submissions),
+        Route(
+            "/api/v1/courses/{course_id}/assignments/{assignment_id}/submissions",
+            _assignment_submissions,
+        ),
         Route("/api/v1/courses/{course_id}/analytics/student_summaries", _student_summaries),
         Route("/api/v1/users/{user_id}/page_views", _page_views),
         Route("/{path:path}", _unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
@@ -392,6 +396,24 @@ async def _submissions(request: Request) -> Response:
             student_ids=frozenset(student_ids) if student_ids is not None else None,
         )
         return (s for s in subs if keep(s))
+
+    return _bookmarked(request, seek, _submission_key)
+
+
+async def _assignment_submissions(request: Request) -> Response:
+    """canvas-api.md §2.7 per-assignment list: ordered by user id, which for one assignment is
+    also submission id order, so it bookmarks on id like the multi-assignment list."""
+    spec = _live_course(request)
+    inst = _institution(request)
+    raw = request.path_params["assignment_id"]
+    assignment = next((a for a in inst.assignments(spec.id) if str(a["id"]) == raw), None)
+    if assignment is None:
+        raise not_found()
+    only = frozenset({assignment["id"]})
+
+    def seek(start: int | None, inclusive: bool) -> Iterable[dict]:
+        first = None if start is None else (start if inclusive else start + 1)
+        return inst.iter_submissions(spec.id, start_id=first, assignment_ids=only)
 
     return _bookmarked(request, seek, _submission_key)
 

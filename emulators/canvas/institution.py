@@ -414,7 +414,7 @@ class Institution:
     def _people(self, spec: CourseSpec) -> list[tuple[dict, str, str, int, int | None]]:
         """(user, enrollment type, state, section index, associated user) for every enrollment."""
         m = self.students_per_course
-        base = 1_000_000 + spec.index * 100_000
+        base = _user_base(spec.index)
         n_sections = 2 + spec.index % 2
         special_states = STUDENT_ENROLLMENT_STATES[1:] if m >= 8 else ()
         people = []
@@ -434,7 +434,7 @@ class Institution:
         for k, (etype, kind, state, associated) in enumerate(staff):
             if spec.workflow_state == "completed":
                 state = "completed"
-            user = self._user_json(spec, base + 90_000 + k, m + k, kind)
+            user = self._user_json(spec, base + _STAFF_OFFSET + k, m + k, kind)
             people.append((user, etype, state, 0, associated))
         return people
 
@@ -675,24 +675,32 @@ class Institution:
         (inclusive) lets a bookmarked page start without generating what came before it.
         """
         roster = self._roster(course_id)
-        base, stop = self.submission_id_bounds(course_id)
+        base, _ = self.submission_id_bounds(course_id)
         width = len(roster.submitters)
         if width == 0:
             return
         first = base if start_id is None else max(base, start_id)
-        for sid in range(first, stop):
-            a_pos, s_pos = divmod(sid - base, width)
+        first_a, first_s = divmod(first - base, width)
+        # Filters skip whole assignment blocks and unwanted students without generating them.
+        students = [
+            (s_pos, st)
+            for s_pos, st in enumerate(roster.submitters)
+            if student_ids is None or st.user_id in student_ids
+        ]
+        for a_pos in range(first_a, len(roster.published)):
             assignment = roster.published[a_pos]
             if assignment_ids is not None and assignment.id not in assignment_ids:
                 continue
-            student = roster.submitters[s_pos]
-            if student_ids is not None and student.user_id not in student_ids:
-                continue
-            yield self._submission_json(course_id, sid, assignment, student)
+            block = base + a_pos * width
+            for s_pos, student in students:
+                if a_pos == first_a and s_pos < first_s:
+                    continue
+                yield self._submission_json(course_id, block + s_pos, assignment, student)
 
     def submission(self, course_id: int, submission_id: int) -> dict | None:
         """One submission by id (None if the id is not one of the course's)."""
-        return next(iter(self.iter_submissions(course_id, start_id=submission_id)), None)
+        found = next(iter(self.iter_submissions(course_id, start_id=submission_id)), None)
+        return found if found is not None and found["id"] == submission_id else None
 
     def _submission_json(self, course_id: int, sid: int, a: _Assignment, st: _Student) -> dict:
         d = _Draw(self.seed, "submission", course_id, a.id, st.user_id)
@@ -735,7 +743,7 @@ class Institution:
         }
         if a.grading_type == "not_graded" or st.state == "invited":
             return obj
-        grader = 1_000_000 + (a.id // 10_000 - 300) * 100_000 + 90_000
+        grader = _teacher_id(self._by_id[course_id].index)
         if a.roll_call:
             return self._roll_call(obj, a, d, grader)
         r = d[0]
@@ -793,9 +801,10 @@ class Institution:
         """canvas-api.md §2.11: Roll Call posts a percent grade like "85%" via LTI."""
         if d[0] < 0.05:
             return obj
-        present, late, total = int(d[1] * 20), int(d[2] * 4), 24
-        percent = round((present + 0.8 * late) / total * 100 + 0.0) if total else 0
-        percent = max(0, min(100, percent + 40))
+        # Sessions so far, marked present / late / absent; late counts at the default 0.8 weight.
+        sessions, late, absent = 24, int(d[2] * 4), int(d[1] * d[1] * 10)
+        present = sessions - late - absent
+        percent = round((present + 0.8 * late) / sessions * 100)
         graded = self._after(a.unlock_at + 2 * _DAY, d[3])
         grade = f"{percent}%"
         obj.update(
@@ -888,10 +897,10 @@ class Institution:
         return views
 
     def _course_of_user(self, user_id: int) -> int | None:
-        index, rest = divmod(user_id - 1_000_000, 100_000)
-        if user_id < 1_000_000 or index >= len(self._specs):
+        index, rest = divmod(user_id - _user_base(0), _USERS_PER_COURSE)
+        if user_id < _user_base(0) or index >= len(self._specs):
             return None
-        if rest >= self.students_per_course and not 90_000 <= rest < 90_003:
+        if rest >= self.students_per_course and not _STAFF_OFFSET <= rest < _STAFF_OFFSET + 3:
             return None
         return self._specs[index].id
 
@@ -990,6 +999,19 @@ class Institution:
             "assignments": sum(len(self.assignments(c)) for c in ids),
             "submissions": sum(self.submission_count(c) for c in ids),
         }
+
+
+# User ids: a block per course; students from the start of it, staff from _STAFF_OFFSET.
+_USERS_PER_COURSE = 100_000
+_STAFF_OFFSET = 90_000
+
+
+def _user_base(course_index: int) -> int:
+    return 1_000_000 + course_index * _USERS_PER_COURSE
+
+
+def _teacher_id(course_index: int) -> int:
+    return _user_base(course_index) + _STAFF_OFFSET
 
 
 _ROLE_IDS = {

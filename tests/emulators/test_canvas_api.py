@@ -238,3 +238,16 @@ def test_workflow_state_and_student_filters(client: httpx.Client, institution) -
     assert bad_state.status_code == 400 and bad_state.json() == {
         "error": "invalid enrollment_state"
     }
+
+
+def test_per_assignment_submissions(client: httpx.Client, institution: Institution) -> None:
+    cid = _live(institution)
+    assignments = institution.assignments(cid)
+    published = next(a["id"] for a in assignments if a["published"] and a["position"] == 3)
+    got = fetch_all(client, f"/api/v1/courses/{cid}/assignments/{published}/submissions")
+    expected = [s for s in institution.iter_submissions(cid) if s["assignment_id"] == published]
+    assert got == expected and [s["user_id"] for s in got] == sorted(s["user_id"] for s in got)
+    unpublished = next(a["id"] for a in assignments if not a["published"])
+    assert client.get(f"/api/v1/courses/{cid}/assignments/{unpublished}/submissions").json() == []
+    missing = client.get(f"/api/v1/courses/{cid}/assignments/1/submissions")
+    assert missing.status_code == 404
