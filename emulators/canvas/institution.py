@@ -1065,8 +1065,11 @@ def build_institution(
     """Build the institution for a seed; the same arguments always give the same data.
 
     ``assignments_per_course`` counts published assignments (default 10); every course also has
-    one unpublished assignment. Course states cycle available, unpublished, completed, deleted
-    (course indexes 1, 2, 3 mod 10), so a deleted course exists once ``courses >= 4``.
+    one unpublished assignment. Roll Call, one assignment per grading type and one with null
+    ``points_possible`` need ``assignments_per_course >= 8``; a student in each of the seven
+    enrollment states needs ``students_per_course >= 8``. Course states cycle available,
+    unpublished, completed, deleted (course indexes 1, 2, 3 mod 10), so a deleted course exists
+    once ``courses >= 4``.
     """
     return Institution(
         seed=seed,

@@ -152,3 +152,33 @@ def test_bad_fault_settings_are_rejected() -> None:
         FaultSettings(rate=0.1, kinds=frozenset({"418"}))
     with pytest.raises(ValueError, match=r"0\.\.1"):
         FaultSettings(rate=2.0)
+
+
+def _outcomes(institution: Institution, seed: int) -> list[str]:
+    settings = CanvasEmulatorSettings(
+        token=TOKEN,
+        throttle=ThrottleSettings(enabled=False),
+        faults=FaultSettings(
+            rate=0.5, kinds=frozenset({"500", "503", "malformed", "truncated"}), seed=seed
+        ),
+    )
+    cid = institution.course_ids()[0]
+    seen = []
+    with (
+        CanvasEmulator(institution, settings=settings) as canvas,
+        httpx.Client(base_url=canvas.base_url, headers=HEADERS) as client,
+    ):
+        for page in [1, 2, 3, 1, 2, 3, 1, 2, 3]:
+            r = client.get(f"/api/v1/courses/{cid}/assignments?per_page=2&page={page}")
+            try:
+                json.loads(r.content)
+                seen.append(str(r.status_code))
+            except json.JSONDecodeError:
+                seen.append(f"{r.status_code}-bad-json")
+    return seen
+
+
+def test_same_fault_seed_same_wire_behaviour(institution: Institution) -> None:
+    first = _outcomes(institution, seed=21)
+    assert first == _outcomes(institution, seed=21)
+    assert len(set(first)) > 1
