@@ -41,10 +41,17 @@ class TableCounts:
     quarantined: dict[str, int] = field(default_factory=dict)
 
 
-def connect(dsn: str) -> duckdb.DuckDBPyConnection:
-    """A DuckDB file path or an ``md:`` DSN (MotherDuck connects through duckdb the same way)."""
+def connect(dsn: str, *, memory_limit: str | None = "1536MB") -> duckdb.DuckDBPyConnection:
+    """A DuckDB file path or an ``md:`` DSN (MotherDuck connects through duckdb the same way).
+
+    ``memory_limit`` bounds DuckDB's buffer pool; larger intermediates spill to its temp
+    directory, so peak memory does not grow with institution size (DESIGN.md, bounded memory)."""
     con = duckdb.connect(dsn)
+    # Insertion order carries no meaning here (upserts are by key); dropping it lets DuckDB stream.
     con.execute("SET preserve_insertion_order = false")
+    con.execute("SET enable_progress_bar = false")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
     return con
 
 
@@ -59,8 +66,8 @@ def _q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _pq(path: Path) -> str:
-    return f"read_parquet({_q(str(path))})"
+def _pq(paths: Sequence[Path]) -> str:
+    return "read_parquet([" + ", ".join(_q(str(p)) for p in paths) + "])"
 
 
 def _tokenize(
@@ -176,7 +183,7 @@ def load_table(
     con: duckdb.DuckDBPyConnection,
     *,
     table: Table,
-    parquet: Path,
+    parquet: Sequence[Path],
     columns: Sequence[str],
     vendor: str,
     key: HmacKey,

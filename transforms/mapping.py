@@ -191,9 +191,10 @@ _GRADE_RE = r"^(?:GRADE|GRD|GR|G|YEAR|Y)?[\s\-_]*0*(\d{1,2})(?:ST|ND|RD|TH)?(?:[
 def parse_grade_level(expr: pl.Expr) -> pl.Expr:
     """Grade level text or number → Int32 K=0 … 12, else null.
 
-    ``"K"``, ``"KG"``, ``"Kindergarten"``, ``"0"``/``"00"`` → 0; ``"Grade 5"``, ``"GR05"``, ``"05"``,
-    ``5``, ``"5th"``, ``"5th grade"`` → 5. Pre-K (``"PK"``, ``"PreK"``, ``"TK"``) is **null, not -1**:
-    the canonical scale is K…12 and a negative grade would break range filters and averages;
+    ``"K"``, ``"KG"``, ``"Kindergarten"``, ``"0"``/``"00"`` → 0; ``"Grade 5"``, ``"GR05"``,
+    ``"05"``, ``5``, ``"5th"``, ``"5th grade"`` → 5. Pre-K (``"PK"``, ``"PreK"``, ``"TK"``) is
+    **null, not -1**: the canonical scale is K…12 and a negative grade would break range filters
+    and averages;
     the SIS code stays visible in the vendor's raw archive. ``"UG"`` (ungraded) and the other
     :data:`NO_GRADE_CODES` → null. Out-of-range numbers (13, 99) and unknown text → null and,
     through ``Parse(..., "grade_level")``, flagged.

@@ -9,11 +9,12 @@
         run_id=run_id, institution="demo-u", vendor="canvas", now=run_started_at,
     )
 
-Per domain (in the mapping's order: roster before gradebook, so references resolve), every table is
-normalized (Polars, streamed to a private temp Parquet file), then tokenized, validated, quarantined
-and upserted in **one DuckDB transaction**. Only rows of courses listed in ``courses_loaded`` for the
-domain are read, and only those courses can have rows soft-deleted. After the domain commits,
-``_sync_runs`` gets a row and ``_sync_state`` its cursor (= ``now``, the run's start).
+Per domain (in the mapping's order: roster before gradebook, so references resolve), every table
+is normalized (Polars, streamed per course partition to private temp Parquet files), then
+tokenized, validated, quarantined and upserted in **one DuckDB transaction**. Only rows of courses
+listed in ``courses_loaded`` for the domain are read, and only those courses can have rows
+soft-deleted. After the domain commits, ``_sync_runs`` gets a row and ``_sync_state`` its
+cursor (= ``now``, the run's start).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from opentelemetry import trace
 
 from transforms.canonical import table as canonical_table
 from transforms.load import TableCounts, connect, ensure_schema, load_table, write_bookkeeping
-from transforms.mapping import VendorMapping
+from transforms.mapping import TableMap, VendorMapping
 from transforms.normalize import normalize
 from transforms.tokenize import TOKENS_TABLE, HmacKey
 
@@ -137,6 +138,34 @@ def load_staged(
     return report
 
 
+def _normalize_to_parquet(
+    tmap: TableMap,
+    frames: Mapping[str, pl.LazyFrame],
+    courses: list[str],
+    work: Path,
+) -> tuple[list[Path], list[str]]:
+    """Stream the normalized table to Parquet: one file per course partition for row-wise maps
+    (memory bounded by a partition, not the institution); one file for maps that aggregate across
+    courses (people, engagement — small). Only rows of ``courses`` are read."""
+    if tmap.stream not in frames:
+        return [], []
+    source = frames[tmap.stream]
+    groups = [courses] if tmap.aggregate is not None else [[c] for c in courses]
+    paths: list[Path] = []
+    columns: list[str] = []
+    for i, group in enumerate(groups):
+        scoped = dict(frames)
+        scoped[tmap.stream] = source.filter(pl.col("_course_id").cast(pl.String).is_in(group))
+        lf = normalize(tmap, scoped)
+        if lf is None:
+            return [], []
+        path = work / f"{tmap.table}-{i:05d}.parquet"
+        lf.sink_parquet(path, compression="lz4", maintain_order=False)
+        columns = lf.collect_schema().names()
+        paths.append(path)
+    return paths, columns
+
+
 def _load_domain(
     con,
     tracer,
@@ -162,24 +191,17 @@ def _load_domain(
             spec = canonical_table(tmap.table)
             with tracer.start_as_current_span(f"transform {tmap.table}") as span:
                 span.set_attributes({"table": tmap.table, "domain": domain, "vendor": vendor})
-                scoped = dict(frames)
-                if tmap.stream in frames:
-                    scoped[tmap.stream] = frames[tmap.stream].filter(
-                        pl.col("_course_id").cast(pl.String).is_in(courses)
-                    )
-                lf = normalize(tmap, scoped)
-                if lf is None:
+                paths, columns = _normalize_to_parquet(tmap, frames, courses, work)
+                if not paths:
                     span.set_attribute("skipped", True)
                     continue
-                path = work / f"{tmap.table}.parquet"
-                lf.sink_parquet(path, compression="lz4")
-                columns = lf.collect_schema().names()
             with tracer.start_as_current_span(f"load {tmap.table}") as span:
                 counts = load_table(
-                    con, table=spec, parquet=path, columns=columns, vendor=vendor, key=key,
+                    con, table=spec, parquet=paths, columns=columns, vendor=vendor, key=key,
                     now=now, courses_loaded=courses,
                 )  # fmt: skip
-                path.unlink(missing_ok=True)
+                for path in paths:
+                    path.unlink(missing_ok=True)
                 span.set_attributes(
                     {
                         "table": tmap.table, "domain": domain, "rows.extracted": counts.extracted,

@@ -3,18 +3,14 @@
 A token is ``hex(HMAC-SHA256(key, message))`` where the message names the identifier's kind, so the
 same text used as two kinds of id never yields the same token:
 
-======================  ==============================  ==========================================
-identifier              message                         stored as
-======================  ==============================  ==========================================
-SIS user id             ``"sis:" + sis_user_id``        ``person_token`` (when present), ``sis_id_token``
-vendor user id          ``"<vendor>:" + user_id``       people ``source_id``; ``person_token`` fallback
-login id                ``"login:" + login_id``         ``login_id_token``
-email                   ``"email:" + lower(trim(email))``  ``email_token``
-======================  ==============================  ==========================================
+* SIS user id: ``"sis:" + sis_user_id`` → ``person_token`` (when present) and ``sis_id_token``;
+* vendor user id: ``"<vendor>:" + user_id`` → people ``source_id``; ``person_token`` fallback;
+* login id: ``"login:" + login_id`` → ``login_id_token``;
+* email: ``"email:" + lower(trim(email))`` → ``email_token``.
 
 ``person_token`` uses the SIS id when the LMS has one, so one student is one token across every LMS
-the institution runs. Tokens are stable for a key and differ between institutions with different keys;
-the key version is stored beside them (``token_key_version``).
+the institution runs. Tokens are stable for a key and differ between institutions with different
+keys; the key version is stored beside them (``token_key_version``).
 
 The HMAC runs in DuckDB SQL (shared/reference/toolchain.md §HMAC, the fastest measured path), on the
 DISTINCT messages only, and is joined back::
@@ -22,8 +18,8 @@ DISTINCT messages only, and is joined back::
     sha256(from_hex($opad) || from_hex(sha256(from_hex($ipad) || encode(msg))))
 
 ``encode(msg)`` is the UTF-8 bytes of the text (``msg::BLOB`` would reject non-ASCII and read
-``\\xNN`` as an escape). ``$ipad``/``$opad`` are the key zero-padded to 64 bytes XOR 0x36 / 0x5c, passed as query parameters,
-never interpolated into SQL text.
+``\\xNN`` as an escape). ``$ipad``/``$opad`` are the key zero-padded to 64 bytes XOR 0x36 /
+0x5c, passed as query parameters, never interpolated into SQL text.
 """
 
 from __future__ import annotations
@@ -47,8 +43,8 @@ _BLOCK = 64  # SHA-256 block size in bytes
 # The SQL expression of HMAC-SHA256(key, msg) over a VARCHAR ``msg``; needs $ipad and $opad.
 HMAC_SQL = "sha256(from_hex($opad) || from_hex(sha256(from_hex($ipad) || encode(msg))))"
 
-# Session-local (TEMP) table mapping each message to its token; it holds raw identifiers, so it never
-# lives in the database file and is dropped when the load finishes.
+# Session-local (TEMP) table mapping each message to its token; it holds raw identifiers, so it
+# never lives in the database file and is dropped when the load finishes.
 TOKENS_TABLE = "_pii_tokens"
 
 

@@ -82,7 +82,8 @@ def checks_for(t: Table) -> Checks:
                 "range",
                 "p.score < 0 OR (p.score > ra.points_possible"
                 " AND NOT coalesce(ra.extra_credit_allowed, false))",
-                f"'score = ' || p.score::VARCHAR || ' outside 0…' || coalesce(ra.points_possible::VARCHAR, '?')"
+                "'score = ' || p.score::VARCHAR || ' outside 0…'"
+                f" || coalesce(ra.points_possible::VARCHAR, '?')"
                 f" || {where}",
             )
         )
@@ -125,7 +126,8 @@ def checks_for(t: Table) -> Checks:
                 (
                     "reference",
                     f"p.{r.column} IS NOT NULL AND {alias}.{r.column} IS NULL",
-                    f"'{r.source} = ' || p._src_{r.source}::VARCHAR || ' not found in {r.entity}' || {where}",
+                    f"'{r.source} = ' || p._src_{r.source}::VARCHAR"
+                    f" || ' not found in {r.entity}' || {where}",
                 )
             )
     if t.person:

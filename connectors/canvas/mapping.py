@@ -8,12 +8,12 @@ numbers (3589026) both work. Course-scoped rows take their course from the parti
 What Canvas does not have, and why it is null or a parameter:
 
 * ``people.grade_level`` — Canvas has no grade level on users or enrollments: always null.
-* ``assignments.extra_credit_allowed`` — Canvas has no per-assignment extra-credit flag (scores above
-  ``points_possible`` are always accepted). The mapping parameter ``extra_credit_allowed`` (default
-  False) sets it for every assignment: False makes an over-range score a quarantined ``range``
-  error, True lets it load.
-* ``attendance`` — Canvas holds no per-session attendance. The honest mapping: one ``present`` row on
-  the UTC date of an enrollment's ``last_attended_at`` (source ``canvas.last_attended_at``); Roll
+* ``assignments.extra_credit_allowed`` — Canvas has no per-assignment extra-credit flag (scores
+  above ``points_possible`` are always accepted). The mapping parameter ``extra_credit_allowed``
+  (default False) sets it for every assignment: False makes an over-range score a quarantined
+  ``range`` error, True lets it load.
+* ``attendance`` — Canvas holds no per-session attendance. The honest mapping: one ``present`` row
+  on the UTC date of an enrollment's ``last_attended_at`` (source ``canvas.last_attended_at``); Roll
   Call's per-student percentage (its "Roll Call Attendance" assignment score; the assignment has
   100 points, so the score *is* the percent) goes to ``attendance_rates``, never expanded into
   invented session rows.

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from staged_shape import recorded, staged
 
 from connectors.canvas.mapping import CANVAS
-from staged_shape import recorded, staged
 from transforms.mapping import Parse, parse_grade_level, parse_timestamp, parsed
 from transforms.normalize import normalize
 

@@ -57,10 +57,19 @@ def institution(
 ):
     c = int(course)
     course_rec = {
-        "id": c, "name": f"Course {course}", "course_code": f"C{course}", "workflow_state": "available",
-        "enrollment_term_id": 5, "start_at": "2026-09-01T00:00:00-07:00",
-        "term": {"id": 5, "name": "Fall", "sis_term_id": "2026FA", "start_at": "2026-09-01T00:00:00Z"},
-    }  # fmt: skip
+        "id": c,
+        "name": f"Course {course}",
+        "course_code": f"C{course}",
+        "workflow_state": "available",
+        "enrollment_term_id": 5,
+        "start_at": "2026-09-01T00:00:00-07:00",
+        "term": {
+            "id": 5,
+            "name": "Fall",
+            "sis_term_id": "2026FA",
+            "start_at": "2026-09-01T00:00:00Z",
+        },
+    }
     sections = [{"id": c * 100 + 1, "course_id": c, "name": "Section A"}]
     enrollments = [
         _enrollment(c * 1000 + 1, 9000001, c * 100 + 1),
