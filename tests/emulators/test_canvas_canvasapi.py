@@ -59,7 +59,7 @@ def test_canvasapi_sees_a_bad_token(canvas: CanvasEmulator) -> None:
 @pytest.mark.parametrize(("dialect", "error"), [("429", RateLimitExceeded), ("403", Forbidden)])
 def test_canvasapi_reports_throttling(institution: Institution, dialect: str, error) -> None:
     settings = CanvasEmulatorSettings(
-        token=TOKEN, throttle=ThrottleSettings(dialect=dialect), latency_ms=150
+        token=TOKEN, throttle=ThrottleSettings(dialect=dialect), latency_ms=300
     )
     cid = institution.course_ids()[0]
     raised: list[Exception] = []

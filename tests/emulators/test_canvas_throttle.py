@@ -27,7 +27,7 @@ BODIES = {
 @pytest.fixture(params=["403", "429"])
 def throttled_canvas(request, institution: Institution) -> Iterator[CanvasEmulator]:
     settings = CanvasEmulatorSettings(
-        token=TOKEN, throttle=ThrottleSettings(dialect=request.param), latency_ms=150
+        token=TOKEN, throttle=ThrottleSettings(dialect=request.param), latency_ms=300
     )
     with CanvasEmulator(institution, settings=settings) as emulator:
         yield emulator
@@ -59,7 +59,7 @@ def test_concurrent_requests_are_throttled(throttled_canvas: CanvasEmulator) -> 
     throttled = [r for r in responses if r.status_code != 200]
     served = [r for r in responses if r.status_code == 200]
     # ~600 / 50 = 11-12 requests fit in flight (the bucket leaks a little between arrivals).
-    assert 10 <= len(served) <= 12 and len(throttled) == 16 - len(served)
+    assert len(served) <= 12 and len(throttled) == 16 - len(served) >= 4
     for r in throttled:
         assert r.status_code == int(dialect)
         assert r.headers["content-type"] == "text/plain; charset=utf-8"
@@ -72,15 +72,21 @@ def test_concurrent_requests_are_throttled(throttled_canvas: CanvasEmulator) -> 
     assert throttled_canvas.stats.throttled == len(throttled)
 
 
-def test_sequential_requests_are_not_throttled(throttled_canvas: CanvasEmulator) -> None:
-    with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+@pytest.mark.parametrize("dialect", ["403", "429"])
+def test_sequential_requests_are_not_throttled(institution: Institution, dialect: str) -> None:
+    settings = CanvasEmulatorSettings(token=TOKEN, throttle=ThrottleSettings(dialect=dialect))
+    with (
+        CanvasEmulator(institution, settings=settings) as emulator,
+        httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client,
+    ):
         remaining = []
-        for _ in range(8):
-            r = client.get(throttled_canvas.base_url + "/api/v1/accounts/1/terms")
+        for _ in range(100):
+            r = client.get(emulator.base_url + "/api/v1/accounts/1/terms")
             assert r.status_code == 200
             remaining.append(float(r.headers["x-rate-limit-remaining"]))
-    assert throttled_canvas.stats.throttled == 0
-    assert all(599 <= x <= 600 for x in remaining)
+        assert emulator.stats.throttled == 0
+    assert all(500 <= x <= 600 for x in remaining)
+    assert remaining[-1] < remaining[0]  # each request costs 0.5; the bucket leaks 10/s
 
 
 def test_bucket_leaks_and_holds_up_front_cost() -> None:
