@@ -1,6 +1,6 @@
 """Canvas connector throughput under a quota, and memory while staging one very large course.
 
-* ``canvas_requests_per_s_vs_sequential`` / ``_vs_unpaced``: the connector (8 course extractions
+* ``canvas_requests_per_s_vs_sequential`` / ``_vs_unpaced``: the connector (16 course extractions
   at once through one paced, retrying client) against two naive clients over the **same emulated
   institution and quota** (emulator in its own process, same bucket, same latency): a sequential
   loop, and 16 unpaced threads that retry a throttled request after one second. Figures are
@@ -34,6 +34,7 @@ TOKEN = "bench-token"
 COURSES = 24
 SEQUENTIAL_COURSES = 6  # a rate needs no full pass: the slow baseline runs a quarter of the work
 PER_PAGE = 50
+THREADS = 16  # course extractions at once, for the connector and the unpaced client alike
 STUDENTS = 40
 ASSIGNMENTS = 25
 # Canvas defaults for the bucket (hwm 600, outflow 10/s, up-front 50); the simulated request cost
@@ -99,11 +100,11 @@ def _connector_gradebook(base_url: str) -> tuple[int, int, int, float]:
     courses = _course_ids(base_url)
     with (
         tempfile.TemporaryDirectory() as root,
-        CanvasSource(base_url=base_url, token=TOKEN, max_in_flight=8, per_page=PER_PAGE) as source,
+        CanvasSource(base_url=base_url, token=TOKEN, max_in_flight=THREADS, per_page=PER_PAGE) as source,
     ):
         store = StagingStore(root)
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=8) as pool:
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
             outcomes = list(
                 pool.map(
                     lambda c: stage_domain(
@@ -170,7 +171,7 @@ def _naive_sequential(base_url: str) -> tuple[int, int, int, float]:
 
 
 def _naive_unpaced(base_url: str) -> tuple[int, int, int, float]:
-    return _naive(base_url, 16)
+    return _naive(base_url, THREADS)
 
 
 def _memory() -> list[Figure]:

@@ -15,12 +15,14 @@ and reports every response back. Two pacers:
   50 units. The pacer therefore controls two things:
 
   1. *How many requests are in flight* — an AIMD limit. It starts at `max_in_flight`, halves when
-     Remaining falls under `low_water` × the highest Remaining seen or on a throttled response,
-     and grows by one when Remaining is above `high_water` × that maximum. Each change waits for
-     `limit` responses, so one burst of bad news halves the limit once, not eight times.
-  2. *When the next request may start* — it estimates the bucket's room now as the last Remaining
-     plus `outflow × elapsed`, minus `up_front_cost` for every request started since that
-     observation. Below `floor` it waits (floor − estimate) / outflow before starting.
+     Remaining (plus the up-front cost the other in-flight requests will give back) falls under
+     `low_water` × the highest Remaining seen or on a throttled response, and grows by one when
+     it is above `high_water` × that maximum. Each change waits for `limit` responses, so one
+     burst of bad news halves the limit once, not eight times.
+  2. *When the next request may start* — it estimates the bucket's room now as the newest
+     Remaining (by the order requests were sent, not answered) plus `outflow × elapsed`, minus
+     `up_front_cost` for every request started after the observed one. Below `floor` it waits
+     (floor − estimate) / outflow before starting.
 
 * `RequestRatePacer` — a token bucket for vendors with plain request quotas (Blackboard's daily
   budget, a Moodle site's rate limit): `rate_per_second` sustained, `burst` at once.
@@ -43,11 +45,13 @@ from connectors.classify import Action, Rule, classify
 
 
 class Pacer(Protocol):
-    def acquire(self) -> None:
-        """Block until a request may start."""
+    def acquire(self) -> int | None:
+        """Block until a request may start; return a ticket to hand back to `release`."""
         ...
 
-    def release(self, response: httpx.Response | None, *, throttled: bool) -> None:
+    def release(
+        self, response: httpx.Response | None, *, throttled: bool, ticket: int | None = None
+    ) -> None:
         """Report how the request ended (`response` None: no response, e.g. a reset)."""
         ...
 
@@ -71,14 +75,14 @@ class PacedTransport(httpx.BaseTransport):
         self._rules = tuple(rules)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self._pacer.acquire()
+        ticket = self._pacer.acquire()
         try:
             response = self._inner.handle_request(request)
             throttled = self._is_throttled(response)
         except BaseException:
-            self._pacer.release(None, throttled=False)
+            self._pacer.release(None, throttled=False, ticket=ticket)
             raise
-        self._pacer.release(response, throttled=throttled)
+        self._pacer.release(response, throttled=throttled, ticket=ticket)
         return response
 
     def close(self) -> None:
@@ -133,17 +137,22 @@ class AdaptivePacer:
         self._since_change = max_in_flight  # the first bad signal acts at once
         self._observed: float | None = None
         self._observed_at = 0.0
-        self._started_since_observed = 0
+        self._tickets = 0  # requests started so far; a request's ticket is its start number
+        self._observed_ticket = 0
         self._highest = 0.0
         self._requests = 0
         self._throttled = 0
         self._wait_seconds = 0.0
 
-    def acquire(self) -> None:
+    def acquire(self) -> int:
         started = self._clock()
         with self._cond:
             while True:
-                if self._in_flight < self._limit:
+                if self._requests == 0 and self._in_flight > 0:
+                    # Slow start: until the first answer says how full the bucket is, one request
+                    # probes alone — a cold burst of max_in_flight could overflow it at once.
+                    self._cond.wait(timeout=self._max_wait)
+                elif self._in_flight < self._limit:
                     deficit = self._floor - self._estimated_room()
                     if deficit <= 0:
                         break
@@ -151,20 +160,27 @@ class AdaptivePacer:
                 else:
                     self._cond.wait(timeout=self._max_wait)
             self._in_flight += 1
-            self._started_since_observed += 1
+            self._tickets += 1
             self._wait_seconds += self._clock() - started
+            return self._tickets
 
-    def release(self, response: httpx.Response | None, *, throttled: bool) -> None:
+    def release(
+        self, response: httpx.Response | None, *, throttled: bool, ticket: int | None = None
+    ) -> None:
         remaining = _remaining(response)
         with self._cond:
             self._in_flight -= 1
             self._requests += 1
             self._throttled += throttled
             self._since_change += 1
-            if remaining is not None:
+            ticket = self._tickets if ticket is None else ticket
+            # Answers arrive out of order: an older request's Remaining predates requests that
+            # a newer answer already accounts for, so only a newer ticket replaces the estimate.
+            if remaining is not None and ticket >= self._observed_ticket:
                 self._observed = remaining
                 self._observed_at = self._clock()
-                self._started_since_observed = 0
+                self._observed_ticket = ticket
+            if remaining is not None:
                 self._highest = max(self._highest, remaining)
             self._adjust_limit(remaining, throttled)
             self._cond.notify_all()
@@ -186,11 +202,18 @@ class AdaptivePacer:
         # The bucket holds no more room than the most ever seen (at least `floor`, so a client
         # whose first answer was a throttle still gets going once the bucket has drained).
         ceiling = max(self._highest, self._floor)
-        return min(refilled, ceiling) - self._up_front * self._started_since_observed
+        # Requests started after the observed one was sent may not be in its Remaining yet.
+        unseen = self._tickets - self._observed_ticket
+        return min(refilled, ceiling) - self._up_front * unseen
 
     def _adjust_limit(self, remaining: float | None, throttled: bool) -> None:
         if self._since_change < self._limit:
             return
+        if remaining is not None:
+            # Remaining was computed while the other requests still in flight held their up-front
+            # cost, which they give back on completion: only cost that stays in the bucket is a
+            # reason to send fewer requests at once (the room estimate already bounds concurrency).
+            remaining += self._up_front * self._in_flight
         low = remaining is not None and remaining < self._low_water * self._highest
         high = remaining is not None and remaining >= self._high_water * self._highest
         if throttled or low:
@@ -240,7 +263,9 @@ class RequestRatePacer:
         if wait > 0:
             self._sleep(wait)
 
-    def release(self, response: httpx.Response | None, *, throttled: bool) -> None:
+    def release(
+        self, response: httpx.Response | None, *, throttled: bool, ticket: int | None = None
+    ) -> None:
         with self._lock:
             self._requests += 1
             self._throttled += throttled
