@@ -100,7 +100,9 @@ def _connector_gradebook(base_url: str) -> tuple[int, int, int, float]:
     courses = _course_ids(base_url)
     with (
         tempfile.TemporaryDirectory() as root,
-        CanvasSource(base_url=base_url, token=TOKEN, max_in_flight=THREADS, per_page=PER_PAGE) as source,
+        CanvasSource(
+            base_url=base_url, token=TOKEN, max_in_flight=THREADS, per_page=PER_PAGE
+        ) as source,
     ):
         store = StagingStore(root)
         started = time.perf_counter()
