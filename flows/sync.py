@@ -32,7 +32,7 @@ from flows.limits import VendorLimits, bootstrap_limits
 from flows.reporting import publish_artifacts
 from flows.settings import ConfigError, InstitutionConfig, load_config
 from flows.stage import stage_domain
-from flows.telemetry import flush, get_logger, tracer_provider
+from flows.telemetry import ensure_logging, flush, get_logger, tracer_provider
 from flows.vendors import Source, mapping_for, open_source
 from transforms.pipeline import LoadReport, load_staged
 from transforms.staging import PartitionKey, StagingStore
@@ -186,6 +186,7 @@ def sync_institution(
     """
     config = load_config(Path(config_file) if config_file else None, **(overrides or {}))
     _check_hmac_key(config)
+    ensure_logging()
     tracer_provider()
     started = datetime.now(UTC)
     run_id = str(flow_run.id or uuid.uuid4())

@@ -118,6 +118,12 @@ def configure_logging(*, path: str | None = None, stream: Any = sys.stderr) -> l
     return logger
 
 
+def ensure_logging() -> None:
+    """JSON logs to stderr (and ``LMS_SYNC_LOG_FILE`` if set) unless a caller configured them."""
+    if not logging.getLogger(LOGGER_NAME).handlers:
+        configure_logging(path=os.environ.get("LMS_SYNC_LOG_FILE"))
+
+
 class _ContextAdapter(logging.LoggerAdapter):
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
