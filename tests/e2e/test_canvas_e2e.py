@@ -1,0 +1,326 @@
+"""Canvas end to end (issue 4): emulator on loopback → ``sync_institution`` on a real Prefect test
+server → DuckDB, checked against the emulator's own ground truth.
+
+* ``test_clean_run_equals_ground_truth`` — every canonical table equals, row for row, what the
+  Institution holds after mapping (``ground_truth.py``, computed without the mapping code).
+* ``test_second_run_of_the_window_changes_nothing`` — same window again: nothing refetched, every
+  serving table byte-for-byte identical.
+* ``test_ten_percent_faults_land_the_same_tables`` — 10 % injected faults of every kind, same
+  tables.
+* ``test_planted_bad_records_are_quarantined_and_the_rest_loads`` — an impossible score and a
+  malformed date land in ``_quarantine`` under their rules; counts say so; the rest loads.
+* ``test_deleted_course_fails_the_run_and_the_rest_loads`` — a 404 course: run Failed, others in.
+* ``test_no_pii_in_serving_logs_spans_or_artifacts`` — no name/email/login/SIS id anywhere an
+  operator or analyst can see; lineage trace ids are real and exported.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from emulators.canvas.faults import FAULT_KINDS, FaultSettings
+from emulators.canvas.institution import Institution
+from emulators.canvas.server import CanvasEmulator
+from emulators.canvas.settings import CanvasEmulatorSettings
+from tests.e2e.conftest import TOKEN, SyncRun
+from tests.e2e.ground_truth import TABLES, actual_tables, expected_tables, table_dump_digest
+
+pytestmark = pytest.mark.e2e
+
+SEED = 4242
+COURSES = 5  # indexes 0..4: available, unpublished, completed, deleted, available
+STUDENTS = 10  # >= 8, so every enrollment state occurs in every course
+ASSIGNMENTS = 6
+
+
+def _institution(cls: type[Institution] = Institution) -> Institution:
+    return cls(
+        seed=SEED,
+        courses=COURSES,
+        students_per_course=STUDENTS,
+        assignments_per_course=ASSIGNMENTS,
+    )
+
+
+def _key(hex_key: str) -> bytes:
+    # transforms/tokenize.py load_hmac_key: 64+ even hex chars are the key's bytes.
+    return bytes.fromhex(hex_key)
+
+
+def _assert_tables_match(run: SyncRun, inst: Institution, course_ids: list[int], key: bytes):
+    expected = expected_tables(inst, course_ids, key)
+    with duckdb.connect(str(run.serving), read_only=True) as con:
+        actual = actual_tables(con)
+    for table in TABLES:
+        want, got = expected[table], actual[table]
+        assert want, f"ground truth for {table} is empty: the institution is too small"
+        missing = sorted(set(want) - set(got), key=repr)[:3]
+        extra = sorted(set(got) - set(want), key=repr)[:3]
+        assert got == want, (
+            f"{table}: {len(got)} rows served, {len(want)} expected;\n"
+            f"  expected but not served: {missing}\n  served but not expected: {extra}"
+        )
+
+
+def _artifacts(run: SyncRun) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.flow_run_id])
+            )
+        )
+
+
+def _artifact(run: SyncRun, kind: str):
+    """The run's ``summary`` table (rows) or ``quarantine`` markdown (text), read back from the
+    Prefect server."""
+    found = [a for a in _artifacts(run) if a.key == f"lms-sync-e2e-university-{kind}"]
+    assert len(found) == 1, [a.key for a in _artifacts(run)]
+    data = found[0].data
+    return json.loads(data) if kind == "summary" and isinstance(data, str) else data
+
+
+def _digests(path: Path) -> dict[str, tuple[int, str]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {t: table_dump_digest(con, t) for t in (*TABLES, "_quarantine")}
+
+
+@dataclass
+class Scenario:
+    inst: Institution
+    run: SyncRun
+    emulator_stats: dict
+    live_courses: list[int]
+
+
+@pytest.fixture(scope="module")
+def clean(run_sync, tmp_path_factory) -> Iterator[Scenario]:
+    """One healthy sync of the institution (Canvas's default throttle on)."""
+    inst = _institution()
+    settings = CanvasEmulatorSettings(token=TOKEN, latency_ms=2)
+    with CanvasEmulator(inst, settings=settings) as emu:
+        run = run_sync(emu.base_url, tmp_path_factory.mktemp("clean"))
+        stats = emu.stats.snapshot()
+    yield Scenario(inst, run, stats, inst.course_ids(include_deleted=False))
+
+
+def test_clean_run_equals_ground_truth(clean: Scenario, hmac_key_hex: str):
+    assert clean.run.state.is_completed(), clean.run.state.message
+    assert clean.run.result["courses"] == len(clean.live_courses) == 4
+    _assert_tables_match(clean.run, clean.inst, clean.live_courses, _key(hmac_key_hex))
+    with duckdb.connect(str(clean.run.serving), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM _quarantine").fetchone() == (0,)
+        runs = con.execute(
+            "SELECT domain, status, courses_loaded, quarantined FROM _sync_runs ORDER BY 1"
+        ).fetchall()
+        cursors = con.execute("SELECT domain, cursor IS NOT NULL FROM _sync_state").fetchall()
+    domains = ["attendance", "engagement", "gradebook", "roster"]
+    assert runs == [(d, "completed", 4, 0) for d in domains]
+    assert sorted(cursors) == [(d, True) for d in domains]
+
+
+@pytest.fixture(scope="module")
+def second_run(clean: Scenario, run_sync) -> Iterator[tuple[dict, dict, SyncRun, dict]]:
+    before = _digests(clean.run.serving)
+    with CanvasEmulator(clean.inst, settings=CanvasEmulatorSettings(token=TOKEN)) as emu:
+        again = run_sync(emu.base_url, clean.run.serving.parent)
+        stats = emu.stats.snapshot()
+    yield before, _digests(clean.run.serving), again, stats
+
+
+def test_second_run_of_the_window_changes_nothing(clean: Scenario, second_run):
+    before, after, again, stats = second_run
+    assert again.state.is_completed(), again.state.message
+    assert all(n > 0 for n, _ in (before[t] for t in TABLES))
+    assert after == before
+    # Checkpointed: every course's partitions were reused; only the course list was fetched.
+    assert set(stats["paths"]) == {"/api/v1/accounts/1/courses"}, stats["paths"]
+    wrote = [
+        r["table"] for r in again.result["tables"] if r["inserted"] or r["updated"] or r["deleted"]
+    ]
+    assert wrote == [], f"the second run wrote rows to {wrote}"
+    summary = _artifact(again, "summary")
+    by_domain = {r["domain"]: r for r in summary}
+    for domain in ("roster", "gradebook", "engagement", "attendance"):
+        assert by_domain[domain]["courses reused"] == 4
+        assert by_domain[domain]["courses staged"] == 0
+
+
+@pytest.fixture(scope="module")
+def faulty(run_sync, tmp_path_factory) -> Iterator[Scenario]:
+    """The same institution behind 10 % injected faults of every kind.
+
+    ``timeout`` faults stall ``slow_seconds``; the connector's read timeout is set below that so a
+    stall is a real client timeout. InstitutionConfig has no timeout setting, so the module default
+    the flow's CanvasSource falls back to is lowered for this run (see the report).
+    """
+    inst = _institution()
+    settings = CanvasEmulatorSettings(
+        token=TOKEN,
+        latency_ms=2,
+        # One record per page: ~800 requests, so every fault kind is drawn several times.
+        default_per_page=1,
+        max_per_page=1,
+        faults=FaultSettings(rate=0.10, seed=11, slow_seconds=2.5, kinds=FAULT_KINDS),
+    )
+    mp = pytest.MonkeyPatch()
+    mp.setattr(
+        "connectors.canvas.source.DEFAULT_TIMEOUT",
+        httpx.Timeout(connect=2.0, read=1.0, write=2.0, pool=10.0),
+    )
+    try:
+        with CanvasEmulator(inst, settings=settings) as emu:
+            run = run_sync(emu.base_url, tmp_path_factory.mktemp("faulty"))
+            stats = emu.stats.snapshot()
+    finally:
+        mp.undo()
+    yield Scenario(inst, run, stats, inst.course_ids(include_deleted=False))
+
+
+def test_ten_percent_faults_land_the_same_tables(faulty: Scenario, hmac_key_hex: str):
+    assert faulty.run.state.is_completed(), faulty.run.state.message
+    faults = faulty.emulator_stats["faults"]
+    print(f"injected {faults}, client {faulty.run.result['http']}")
+    assert set(faults) == FAULT_KINDS, f"not every fault kind was injected: {faults}"
+    assert sum(faults.values()) >= 30, faults
+    assert faulty.run.result["http"]["retried"] > 0
+    _assert_tables_match(faulty.run, faulty.inst, faulty.live_courses, _key(hmac_key_hex))
+    with duckdb.connect(str(faulty.run.serving), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM _quarantine").fetchone() == (0,)
+
+
+class PlantedInstitution(Institution):
+    """The seeded institution with a few submissions served (and held as ground truth) with
+    fields replaced — the e2e suite's way to plant bad records without touching the emulator:
+    ``iter_submissions`` is what the submissions endpoints page through."""
+
+    planted: dict[int, dict]
+
+    def iter_submissions(self, course_id: int, **kwargs):
+        for sub in super().iter_submissions(course_id, **kwargs):
+            patch = getattr(self, "planted", {}).get(sub["id"])
+            yield {**sub, **patch} if patch else sub
+
+
+def _plant(inst: PlantedInstitution) -> tuple[int, int]:
+    """An out-of-range score and a malformed date on two graded points submissions of the first
+    course; returns their ids."""
+    inst.planted = {}
+    cid = inst.course_ids()[0]
+    points = {
+        a["id"]: a["points_possible"]
+        for a in inst.assignments(cid)
+        if a["grading_type"] == "points" and a["points_possible"]
+    }
+    graded = [
+        s
+        for s in inst.iter_submissions(cid)
+        if s["assignment_id"] in points and s["workflow_state"] == "graded"
+    ]
+    over, bad_date = graded[0], graded[1]
+    too_high = points[over["assignment_id"]] + 50.0
+    inst.planted = {
+        over["id"]: {"score": too_high, "entered_score": too_high},
+        bad_date["id"]: {"submitted_at": "2026-02-30T25:61:00Z"},
+    }
+    return over["id"], bad_date["id"]
+
+
+@pytest.fixture(scope="module")
+def planted(run_sync, tmp_path_factory) -> Iterator[tuple[Scenario, int, int]]:
+    inst = _institution(PlantedInstitution)
+    over, bad_date = _plant(inst)
+    with CanvasEmulator(inst, settings=CanvasEmulatorSettings(token=TOKEN)) as emu:
+        run = run_sync(emu.base_url, tmp_path_factory.mktemp("planted"))
+        stats = emu.stats.snapshot()
+    yield Scenario(inst, run, stats, inst.course_ids(include_deleted=False)), over, bad_date
+
+
+def test_planted_bad_records_are_quarantined_and_the_rest_loads(planted, hmac_key_hex: str):
+    scenario, over, bad_date = planted
+    run = scenario.run
+    assert run.state.is_completed(), run.state.message
+    with duckdb.connect(str(run.serving), read_only=True) as con:
+        held = con.execute(
+            'SELECT "table", natural_key, rule, reason, run_id FROM _quarantine ORDER BY rule'
+        ).fetchall()
+        actual = actual_tables(con)
+        runs = dict(
+            con.execute(
+                "SELECT domain, quarantined FROM _sync_runs WHERE status = 'completed'"
+            ).fetchall()
+        )
+    assert [(t, k, r) for t, k, r, _, _ in held] == [
+        ("submissions", str(over), "range"),
+        ("submissions", str(bad_date), "type"),
+    ]
+    assert "score = 60.0 outside 0…10.0" in held[0][3] or "outside 0…" in held[0][3]
+    assert "submitted_at=2026-02-30T25:61:00Z" in held[1][3]
+    assert {r[4] for r in held} == {run.result["run_id"]}
+
+    # The counts say so: the LoadReport (flow result), _sync_runs, and both artifacts.
+    by_table = {r["table"]: r for r in run.result["tables"]}
+    assert by_table["submissions"]["quarantined"] == 2
+    assert by_table["submissions"]["quarantined_by_rule"] == "range=1, type=1"
+    assert sum(r["quarantined"] for r in run.result["tables"]) == 2
+    assert runs["gradebook"] == 2 and runs["roster"] == 0
+    summary = {r["domain"]: r for r in _artifact(run, "summary")}
+    assert summary["gradebook"]["quarantined"] == 2
+    assert summary["(all, HTTP)"]["quarantined"] == 2
+    assert "| submissions | 2 | range=1, type=1 |" in _artifact(run, "quarantine")
+
+    # The rest loads: every table equals ground truth, submissions minus the two planted rows.
+    expected = expected_tables(scenario.inst, scenario.live_courses, _key(hmac_key_hex))
+    planted_ids = {str(over), str(bad_date)}
+    expected["submissions"] = [r for r in expected["submissions"] if r[0] not in planted_ids]
+    assert by_table["submissions"]["loaded"] == len(expected["submissions"])
+    for table in TABLES:
+        assert actual[table] == expected[table], table
+
+
+@pytest.fixture(scope="module")
+def deleted_course(run_sync, tmp_path_factory) -> Iterator[tuple[Scenario, int]]:
+    inst = _institution()
+    gone = next(c["id"] for c in inst.courses() if c["workflow_state"] == "deleted")
+    live = inst.course_ids(include_deleted=False)
+    with CanvasEmulator(inst, settings=CanvasEmulatorSettings(token=TOKEN)) as emu:
+        run = run_sync(
+            emu.base_url,
+            tmp_path_factory.mktemp("deleted"),
+            course_ids=[str(c) for c in [*live[:2], gone, *live[2:]]],
+        )
+        stats = emu.stats.snapshot()
+    yield Scenario(inst, run, stats, live), gone
+
+
+def test_deleted_course_fails_the_run_and_the_rest_loads(deleted_course, hmac_key_hex: str):
+    scenario, gone = deleted_course
+    run = scenario.run
+    assert run.state.is_failed(), f"expected Failed, got {run.state.type}: {run.state.message}"
+    assert not run.state.is_completed()
+    message = run.state.message or ""
+    assert "1 of 5 courses not synced" in message and str(gone) in message, message
+    assert "404" in message, message
+    # A 404 is permanent: the course was asked for once per attempt, not retried.
+    assert scenario.emulator_stats["paths"][f"/api/v1/courses/{gone}"] == 1
+    quarantine_report = _artifact(run, "quarantine")
+    assert "Courses not synced" in quarantine_report
+    assert f"| {gone} | permanent |" in quarantine_report, quarantine_report
+    summary = {r["domain"]: r for r in _artifact(run, "summary")}
+    assert summary["roster"]["courses failed"] == 1
+    assert summary["roster"]["courses staged"] == 4
+    _assert_tables_match(run, scenario.inst, scenario.live_courses, _key(hmac_key_hex))
+    with duckdb.connect(str(run.serving), read_only=True) as con:
+        assert con.execute(
+            "SELECT count(*) FROM courses WHERE source_id = ?", [str(gone)]
+        ).fetchone() == (0,)
