@@ -70,11 +70,17 @@ def _sync(ns: argparse.Namespace) -> int:
     config = load_config(ns.config)  # fail before Prefect starts if the config is wrong
     from flows.sync import sync_institution
 
-    result = sync_institution(
-        config_file=str(ns.config) if ns.config else None,
-        window=ns.window,
-        domains=ns.domains,
-    )
+    try:
+        result = sync_institution(
+            config_file=str(ns.config) if ns.config else None,
+            window=ns.window,
+            domains=ns.domains,
+        )
+    except ConfigError:
+        raise
+    except Exception as exc:  # the flow run already logged the details; end with one clear line
+        print(f"lms-sync: sync of {config.institution_id} failed: {exc}", file=sys.stderr)
+        return 1
     window = result["window"]
     print(f"synced {result['courses']} courses of {config.institution_id} (window {window})")
     return 0

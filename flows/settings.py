@@ -115,6 +115,13 @@ class InstitutionConfig(BaseSettings):
             raise ValueError("use env:VARIABLE_NAME or file:/path/to/key")
         return value
 
+    @field_validator("token", "client_secret")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty — give the secret or leave the setting out")
+        return value
+
     @model_validator(mode="after")
     def _credentials(self) -> InstitutionConfig:
         if self.vendor in ("canvas", "moodle") and self.token is None:
