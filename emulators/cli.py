@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from emulators.blackboard import cli as blackboard_cli
 from emulators.canvas.faults import FAULT_KINDS, FaultSettings
 from emulators.canvas.institution import build_institution
 from emulators.canvas.server import serve
@@ -80,6 +81,7 @@ _VENDORS: dict[
     str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 ] = {
     "canvas": (_add_canvas, _run_canvas),
+    "blackboard": (blackboard_cli.add_arguments, blackboard_cli.run),
 }
 
 
