@@ -16,6 +16,7 @@ from emulators.canvas.institution import build_institution
 from emulators.canvas.server import serve
 from emulators.canvas.settings import DEFAULT_TOKEN, CanvasEmulatorSettings
 from emulators.canvas.throttle import ThrottleSettings
+from emulators.moodle import cli as moodle_cli
 
 
 def _add_canvas(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +83,7 @@ _VENDORS: dict[
 ] = {
     "canvas": (_add_canvas, _run_canvas),
     "blackboard": (blackboard_cli.add_arguments, blackboard_cli.run),
+    "moodle": (moodle_cli.add_arguments, moodle_cli.run),
 }
 
 
