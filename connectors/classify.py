@@ -134,7 +134,13 @@ CANVAS_RULES: tuple[Rule, ...] = (_canvas_throttle, _canvas_unauthorized)
 
 # --- Moodle -------------------------------------------------------------------------------------
 
-_MOODLE_AUTH_CODES = frozenset({"invalidtoken"})
+# moodle-api.md §4: a bad token is the operator's to fix and stops the whole run. (A function
+# missing from the token's service, `accessexception`, stays a per-request permanent failure.)
+_MOODLE_CONFIG_CODES = frozenset({"invalidtoken"})
+# Database hiccups Moodle reports inside HTTP 200 (`dml_read_exception` → "dmlreadexception",
+# lib/dml in moodle/moodle; not in moodle-api.md, unverified on a live site): the call succeeds
+# when repeated, so retry it like a 5xx.
+_MOODLE_TRANSIENT_CODES = frozenset({"dmlreadexception", "dmlwriteexception", "dbconnectionfailed"})
 
 
 def _moodle_error_in_200(outcome: Outcome, data: Any) -> Verdict | None:
@@ -149,12 +155,22 @@ def _moodle_error_in_200(outcome: Outcome, data: Any) -> Verdict | None:
     if "exception" not in data and "error" not in data:
         return None
     code = str(data["errorcode"])
-    if code in _MOODLE_AUTH_CODES:
+    if code in _MOODLE_CONFIG_CODES:
         return Verdict(Action.FAIL, "configuration", f"moodle {code}")
+    if code in _MOODLE_TRANSIENT_CODES:
+        return Verdict(Action.RETRY, "transient", f"moodle {code}")
     return Verdict(Action.FAIL, "permanent", f"moodle {code}")
 
 
-MOODLE_RULES: tuple[Rule, ...] = (_moodle_error_in_200,)
+def _moodle_webservices_off(outcome: Outcome, data: Any) -> Verdict | None:
+    """moodle-api.md §4: only "web services switched off site-wide" is HTTP 403, with an empty
+    body — a site setting, not this request's fault."""
+    if isinstance(outcome, httpx.Response) and outcome.status_code == 403 and not outcome.content:
+        return Verdict(Action.FAIL, "configuration", "moodle web services are disabled")
+    return None
+
+
+MOODLE_RULES: tuple[Rule, ...] = (_moodle_error_in_200, _moodle_webservices_off)
 
 
 # --- Blackboard ---------------------------------------------------------------------------------
