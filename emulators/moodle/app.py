@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -65,8 +66,8 @@ async def _server(request: Request) -> Response:
     settings: MoodleEmulatorSettings = request.app.state.settings
     pairs = list(request.query_params.multi_items())
     if request.method == "POST":
-        form = await request.form()
-        pairs += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        # Form-encoded bodies (moodle-api.md §1), parsed without python-multipart.
+        pairs += parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True)
     flat = dict(pairs)
     as_json = flat.get("moodlewsrestformat") == "json"
     try:
