@@ -23,6 +23,8 @@ from pathlib import Path
 import duckdb
 
 from transforms.canonical import BOOKKEEPING_DDL, LINEAGE, TABLES, Table, key_sql
+from transforms.mapping import TableMap
+from transforms.normalize import typed_sql
 from transforms.tokenize import TOKENS_TABLE, HmacKey, tokenize_distinct
 from transforms.validate import checks_for
 
@@ -50,6 +52,8 @@ def connect(dsn: str, *, memory_limit: str | None = "1536MB") -> duckdb.DuckDBPy
     # Insertion order carries no meaning here (upserts are by key); dropping it lets DuckDB stream.
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
+    # Parsed vendor text without an offset is UTC, and a timestamp's date is its UTC date.
+    con.execute("SET TimeZone = 'UTC'")
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
     return con
@@ -88,7 +92,20 @@ def _tokenize(
         tokenize_distinct(con, messages_sql=sql, key=key)
 
 
-def _prepare_sql(t: Table, src: str, names: set[str], vendor: str) -> str:
+def _prepare_sql(
+    t: Table,
+    src: str,
+    names: set[str],
+    vendor: str,
+    dedup_on: str | None,
+    *,
+    validate: bool = True,
+) -> str:
+    """The prepared rows: keys, tokens, typed values, lineage, working columns and ``_rule`` /
+    ``_reason``. ``dedup_on``: the column to keep one row per (last fetched wins), or None when
+    the source is known to hold no duplicates. ``validate=False`` leaves out the rules and their
+    joins (for rows already known to break none)."""
+
     def col(name: str, sql_type: str) -> str:
         return f"CAST(n.{name} AS {sql_type})" if name in names else f"CAST(NULL AS {sql_type})"
 
@@ -148,25 +165,32 @@ def _prepare_sql(t: Table, src: str, names: set[str], vendor: str) -> str:
         f"{col('_page_number', 'INTEGER')} AS _page_number",
         f"{col('_record_index', 'INTEGER')} AS _record_index",
     ]
-    dedup_on = "user_id" if t.is_people else "source_id"
     order = (
         "_fetched_at DESC NULLS LAST, _staging_path DESC NULLS LAST,"
         " _page_number DESC NULLS LAST, _record_index DESC NULLS LAST"
     )
+    dedup = (
+        f"QUALIFY {dedup_on} IS NULL"
+        f" OR row_number() OVER (PARTITION BY {dedup_on} ORDER BY {order}) = 1"
+        if dedup_on
+        else ""
+    )
     checks = checks_for(t)
+    rules = (
+        f"SELECT p.*, {checks.rule_sql} AS _rule, {checks.reason_sql} AS _reason"
+        f" FROM p {' '.join(checks.joins)}"
+        if validate
+        else "SELECT * FROM p"
+    )
     return f"""
-CREATE OR REPLACE TEMP TABLE {_PREPARED} AS
 WITH n AS (
-    SELECT * FROM {src}
-    QUALIFY {dedup_on} IS NULL
-        OR row_number() OVER (PARTITION BY {dedup_on} ORDER BY {order}) = 1
+    SELECT * FROM {src} {dedup}
 ),
 p AS (
     SELECT {", ".join(sel)}
     FROM n {" ".join(joins)}
 )
-SELECT p.*, {checks.rule_sql} AS _rule, {checks.reason_sql} AS _reason
-FROM p {" ".join(checks.joins)}
+{rules}
 """
 
 
@@ -179,10 +203,30 @@ def _serving_names(t: Table) -> list[str]:
     return [n for n, _ in t.serving_columns()]
 
 
+def _dedup_column(con: duckdb.DuckDBPyConnection, t: Table, src: str) -> str | None:
+    """The column to de-duplicate on, or None if no value of it repeats in ``src`` (one cheap
+    aggregate over one column, instead of a window over every column of every row)."""
+    on = "user_id" if t.is_people else "source_id"
+    repeated = con.execute(
+        f"SELECT count(*) FROM (SELECT {on} FROM {src} WHERE {on} IS NOT NULL"
+        f" GROUP BY {on} HAVING count(*) > 1 LIMIT 1)"
+    ).fetchone()
+    return on if repeated and repeated[0] else None
+
+
+def _count(counts: TableCounts, rows: list[tuple[str | None, int]]) -> None:
+    for rule, n in rows:
+        if rule is None:
+            counts.loaded = int(n)
+        else:
+            counts.quarantined[rule] = int(n)
+
+
 def load_table(
     con: duckdb.DuckDBPyConnection,
     *,
     table: Table,
+    tmap: TableMap,
     parquet: Sequence[Path],
     columns: Sequence[str],
     vendor: str,
@@ -190,32 +234,62 @@ def load_table(
     now: datetime,
     courses_loaded: Sequence[str],
 ) -> TableCounts:
-    """Load one table; the caller holds the domain's transaction."""
+    """Load one table from stage 1 of its normalization (``parquet``, written by ``tmap``); the
+    caller holds the domain's transaction."""
     t = table
     names = set(columns)
-    src = _pq(parquet)
+    src = f"({typed_sql(tmap, _pq(parquet))})"
     counts = TableCounts()
     _tokenize(con, t, src, names, vendor, key)
     params = {"vendor": vendor, "now": now}
     prep_params = dict(params)
     if t.is_people:
         prep_params["key_version"] = key.version
-    _exec(con, _prepare_sql(t, src, names, vendor), prep_params)
+    dedup_on = _dedup_column(con, t, src)
+    prepared = _prepare_sql(t, src, names, vendor, dedup_on)
+    cols = _serving_names(t)
+    k = t.key
+    empty = con.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {t.name})").fetchone()[0]
 
-    for rule, n in con.execute(
-        f"SELECT _rule, count(*) FROM {_PREPARED} GROUP BY ALL ORDER BY 1 NULLS FIRST"
-    ).fetchall():
-        if rule is None:
-            counts.loaded = int(n)
+    if empty:
+        # First load: nothing to update or soft-delete, so the prepared rows are never
+        # materialized. One pass evaluates only the rules (DuckDB prunes every other column) for
+        # the counts; quarantined rows (few) are then kept aside, and the rest stream straight
+        # into the table — without the rules at all when every row passed them.
+        _count(
+            counts,
+            _exec(
+                con, f"SELECT _rule, count(*) FROM ({prepared}) GROUP BY ALL", prep_params
+            ).fetchall(),
+        )
+        counts.extracted = counts.loaded + sum(counts.quarantined.values())
+        if counts.quarantined:
+            _exec(
+                con,
+                f"CREATE OR REPLACE TEMP TABLE {_PREPARED} AS"
+                f" SELECT * FROM ({prepared}) WHERE _rule IS NOT NULL",
+                prep_params,
+            )
+            _quarantine(con, t)
+            con.execute(f"DROP TABLE IF EXISTS {_PREPARED}")
+            rows = f"SELECT * FROM ({prepared}) WHERE _rule IS NULL"
         else:
-            counts.quarantined[rule] = int(n)
+            rows = _prepare_sql(t, src, names, vendor, dedup_on, validate=False)
+        row = _exec(
+            con,
+            f"INSERT INTO {t.name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM ({rows})",
+            prep_params,
+        ).fetchone()
+        counts.inserted = int(row[0]) if row else 0
+        return counts
+
+    _exec(con, f"CREATE OR REPLACE TEMP TABLE {_PREPARED} AS {prepared}", prep_params)
+    _count(counts, con.execute(f"SELECT _rule, count(*) FROM {_PREPARED} GROUP BY ALL").fetchall())
     counts.extracted = counts.loaded + sum(counts.quarantined.values())
 
     if counts.quarantined:
         _quarantine(con, t)
 
-    cols = _serving_names(t)
-    k = t.key
     compare = [c for c in cols if c not in (k, "vendor", "source_id")]
     changed = " OR ".join(f"tgt.{c} IS DISTINCT FROM s.{c}" for c in compare)
     row = con.execute(

@@ -6,6 +6,12 @@ for every output column a Polars expression over the staged string columns. A co
 parsed from vendor text is wrapped in :class:`Parse`, so the normalizer can tell a null from a value
 that failed to parse (rule ``type`` — flagged, never hidden).
 
+Each parse kind has one grammar and two compilations: :func:`parse_sql` (DuckDB SQL — how a
+TableMap's ``columns`` are typed, inside the loader's single pass over the normalized rows) and the
+Polars ``parse_*`` helpers (for :class:`Aggregate` ``by``/``pre``, which must be typed before
+grouping, and for the few map expressions that call them). Both accept exactly the same text
+(``tests/transforms/test_mapping.py`` checks them against each other).
+
 Normalized columns (what a TableMap produces, before keys and tokens are added by the loader):
 
 * ``source_id`` — the vendor's id of the row (text);
@@ -34,6 +40,7 @@ __all__ = [
     "parse_float",
     "parse_grade_level",
     "parse_int",
+    "parse_sql",
     "parse_timestamp",
 ]
 
@@ -131,7 +138,7 @@ def _clean(expr: pl.Expr) -> pl.Expr:
 
 
 def parse_float(expr: pl.Expr) -> pl.Expr:
-    """JSON number text ("85.0", "56", "1e3") → Float64; anything else → null."""
+    """JSON number text ("85.0", "56", "1e3", also "NaN"/"inf") → Float64; anything else → null."""
     return _clean(expr).cast(pl.Float64, strict=False)
 
 
@@ -145,6 +152,14 @@ def parse_int(expr: pl.Expr) -> pl.Expr:
 
 
 _TRUE_FALSE = {"true": True, "false": False}
+
+# The one timestamp grammar (ISO 8601 as vendors send it): date, optional time (00:00:00–23:59:59)
+# with optional fraction, optional ``Z`` or ``±HH:MM`` offset. Both compilations reject the rest.
+_TIMESTAMP_RE = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+    r"(?:[zZ]|[+-][0-9]{2}:[0-9]{2})?)?"
+)
 
 
 def parse_bool(expr: pl.Expr) -> pl.Expr:
@@ -162,7 +177,13 @@ def parse_timestamp(expr: pl.Expr) -> pl.Expr:
     Accepts ``Z`` or ``±HH:MM`` offsets (converted to UTC), optional fractional seconds, ``T`` or
     a space between date and time. Text without an offset is taken as UTC; a bare date is its UTC
     midnight. Anything else → null (and flagged when used through :class:`Parse`)."""
-    s = _clean(expr).str.replace(r"[zZ]$", "+00:00").str.replace(" ", "T", literal=True)
+    s = _clean(expr)
+    s = (
+        pl.when(s.str.contains(f"^{_TIMESTAMP_RE}$"))
+        .then(s)
+        .str.replace(r"[zZ]$", "+00:00")
+        .str.replace(" ", "T", literal=True)
+    )
     with_offset = s.str.to_datetime(
         "%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="us", time_zone="UTC", strict=False
     )
@@ -231,3 +252,61 @@ def parsed(p: Parse) -> tuple[pl.Expr, pl.Expr]:
     if p.kind == "grade_level":
         failed = failed & ~_grade_level_is_known_null(p.source)
     return value, failed
+
+
+# --- the same parsers as DuckDB SQL ----------------------------------------------------------
+
+# Whitespace that ``str.strip_chars()`` removes and DuckDB's one-argument ``trim`` keeps.
+_SPACE_SQL = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"
+SQL_TYPES: dict[Kind, str] = {
+    "float": "DOUBLE",
+    "int": "BIGINT",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ",
+    "date": "DATE",
+    "grade_level": "INTEGER",
+}
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def clean_sql(text: str) -> str:
+    """SQL of the trimmed text of ``text``, empty → NULL (what every parser reads)."""
+    return f"nullif(trim(CAST({text} AS VARCHAR), {_SPACE_SQL}), '')"
+
+
+def parse_sql(kind: Kind, s: str) -> tuple[str, str]:
+    """(value, failed) SQL for a Parse of ``kind`` over ``s``, the SQL of already cleaned text
+    (:func:`clean_sql`). Timestamps rely on the session ``TimeZone`` being UTC (the loader's
+    connection sets it): text without an offset is UTC, and a date is the UTC date."""
+    if kind == "float":
+        value = f"CASE WHEN NOT contains({s}, '_') THEN TRY_CAST({s} AS DOUBLE) END"
+    elif kind == "int":
+        f = parse_sql("float", s)[0]
+        value = (
+            f"CASE WHEN regexp_full_match({s}, '[+-]?[0-9]+') THEN TRY_CAST({s} AS BIGINT)"
+            f" WHEN ({f}) = floor({f}) AND abs({f}) < {2**53} THEN CAST({f} AS BIGINT) END"
+        )
+    elif kind == "bool":
+        value = f"CASE lower({s}) WHEN 'true' THEN true WHEN 'false' THEN false END"
+    elif kind in ("timestamp", "date"):
+        value = (
+            f"TRY_CAST(CASE WHEN regexp_full_match({s}, '{_TIMESTAMP_RE}')"
+            f" THEN replace({s}, 'z', 'Z') END AS TIMESTAMPTZ)"
+        )
+        if kind == "date":
+            value = f"CAST({value} AS DATE)"
+    elif kind == "grade_level":
+        digits = f"TRY_CAST(nullif(regexp_extract(upper({s}), '{_GRADE_RE}', 1), '') AS INTEGER)"
+        value = (
+            f"CASE WHEN upper({s}) IN ({_sql_list(_KINDERGARTEN)}) THEN 0"
+            f" WHEN {digits} BETWEEN 0 AND 12 THEN {digits} END"
+        )
+    else:
+        raise ValueError(f"unknown parse kind {kind!r}")
+    failed = f"({s} IS NOT NULL AND ({value}) IS NULL)"
+    if kind == "grade_level":
+        failed = f"({failed} AND upper({s}) NOT IN ({_sql_list(NO_GRADE_CODES)}))"
+    return f"CAST({value} AS {SQL_TYPES[kind]})", failed

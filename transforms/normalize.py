@@ -1,9 +1,18 @@
-"""Run a vendor's TableMap over scanned staging: staged string columns → normalized LazyFrame.
+"""Run a vendor's TableMap over scanned staging: staged string columns → normalized rows.
 
-Output columns: the map's columns (typed), ``_type_errors`` (null, or ``"field=<text>; ..."`` for
-values that failed to parse — those fields never hold person identifiers), and the staged lineage
+Normalization has two stages:
+
+1. :func:`normalize` (Polars, lazy): the map's filter, joins, aggregation and column expressions.
+   A :class:`Parse` column of the map's ``columns`` leaves this stage as its source **text**;
+   Parse inside an :class:`Aggregate` is typed here, since grouping needs the value.
+2. :func:`typed_sql` (DuckDB SQL over stage 1's rows, inside the loader's single pass): types
+   every Parse column of ``columns`` (``transforms.mapping.parse_sql``) and appends its failures
+   to ``_type_errors``.
+
+Output columns: the map's columns, ``_type_errors`` (null, or ``"field=<text>; ..."`` for values
+that failed to parse — those fields never hold person identifiers), and the staged lineage
 ``_run_id, _staging_path, _trace_id, _span_id, _fetched_at, _course_id, _page_number,
-_record_index``. Everything stays lazy; the loader streams it to DuckDB.
+_record_index``.
 """
 
 from __future__ import annotations
@@ -12,9 +21,9 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from transforms.mapping import Parse, TableMap, parsed
+from transforms.mapping import Parse, TableMap, clean_sql, parse_sql, parsed
 
-__all__ = ["LINEAGE_IN", "normalize"]
+__all__ = ["LINEAGE_IN", "normalize", "typed_sql"]
 
 LINEAGE_IN: dict[str, pl.DataType] = {
     "_run_id": pl.String(),
@@ -52,6 +61,14 @@ def _conform(lf: pl.LazyFrame, needed: set[str]) -> pl.LazyFrame:
     return lf.with_columns(casts) if casts else lf
 
 
+def _text(values: Mapping[str, pl.Expr | Parse]) -> list[pl.Expr]:
+    """Expressions for the map's columns, Parse columns as their source text (typed in SQL)."""
+    return [
+        (v.source.cast(pl.String) if isinstance(v, Parse) else v).alias(name)
+        for name, v in values.items()
+    ]
+
+
 def _typed(values: Mapping[str, pl.Expr | Parse]) -> tuple[list[pl.Expr], list[pl.Expr]]:
     """Expressions for the values, and one error-fragment expression per Parse."""
     out: list[pl.Expr] = []
@@ -67,11 +84,10 @@ def _typed(values: Mapping[str, pl.Expr | Parse]) -> tuple[list[pl.Expr], list[p
     return out, errors
 
 
-def _errors(frags: list[pl.Expr], existing: str | None = None) -> pl.Expr:
-    parts = ([pl.col(existing)] if existing else []) + frags
-    if not parts:
+def _errors(frags: list[pl.Expr]) -> pl.Expr:
+    if not frags:
         return pl.lit(None, pl.String).alias("_type_errors")
-    joined = pl.concat_str(parts, separator="; ", ignore_nulls=True)
+    joined = pl.concat_str(frags, separator="; ", ignore_nulls=True)
     return pl.when(joined != "").then(joined).alias("_type_errors")
 
 
@@ -133,8 +149,27 @@ def normalize(tmap: TableMap, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFram
             *[pl.col(c).sort_by(_ORDER, nulls_last=False).last().alias(c) for c in LINEAGE_IN],
             pl.col("_type_errors").drop_nulls().first().alias("_type_errors"),
         )
-        vals, errs = _typed(tmap.columns)
-        return lf.select([*vals, *lineage, _errors(errs, "_type_errors")])
+        return lf.select([*_text(tmap.columns), *lineage, pl.col("_type_errors")])
 
-    vals, errs = _typed(tmap.columns)
-    return lf.select([*vals, *lineage, _errors(errs)])
+    return lf.select([*_text(tmap.columns), *lineage, _errors([])])
+
+
+def typed_sql(tmap: TableMap, source: str) -> str:
+    """A DuckDB query over ``source`` (stage 1's rows: a table, view or ``read_parquet(...)``)
+    that types the map's Parse columns and extends ``_type_errors`` with their failures, in the
+    order of the map's columns."""
+    parse = {name: v.kind for name, v in tmap.columns.items() if isinstance(v, Parse)}
+    if not parse:
+        return f"SELECT * FROM {source}"
+    clean = ", ".join(f"{clean_sql(name)} AS {name}" for name in parse)
+    values: list[str] = []
+    frags: list[str] = []
+    for name, kind in parse.items():
+        value, failed = parse_sql(kind, name)
+        values.append(f"{value} AS {name}")
+        frags.append(f"CASE WHEN {failed} THEN '{name}=' || left({name}, 60) END")
+    errors = f"nullif(concat_ws('; ', _type_errors, {', '.join(frags)}), '')"
+    return (
+        f"SELECT * REPLACE ({', '.join(values)}, {errors} AS _type_errors)"
+        f" FROM (SELECT * REPLACE ({clean}) FROM {source})"
+    )

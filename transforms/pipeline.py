@@ -197,7 +197,8 @@ def _load_domain(
                     continue
             with tracer.start_as_current_span(f"load {tmap.table}") as span:
                 counts = load_table(
-                    con, table=spec, parquet=paths, columns=columns, vendor=vendor, key=key,
+                    con, table=spec, tmap=tmap, parquet=paths, columns=columns, vendor=vendor,
+                    key=key,
                     now=now, courses_loaded=courses,
                 )  # fmt: skip
                 for path in paths:

@@ -7,8 +7,9 @@ import pytest
 from staged_shape import recorded, staged
 
 from connectors.canvas.mapping import CANVAS
+from transforms.load import connect
 from transforms.mapping import Parse, parse_grade_level, parse_timestamp, parsed
-from transforms.normalize import normalize
+from transforms.normalize import normalize, typed_sql
 
 
 @pytest.mark.parametrize(
@@ -47,6 +48,16 @@ def _tmap(name: str):
     return next(t for t in CANVAS.tables if t.table == name)
 
 
+def _normalized(tmap, frames) -> pl.DataFrame | None:
+    """Both stages of normalization: the Polars map, then the loader's SQL typing."""
+    lf = normalize(tmap, frames)
+    if lf is None:
+        return None
+    con = connect(":memory:")
+    con.register("stage1", lf.collect())
+    return pl.from_arrow(con.sql(typed_sql(tmap, "stage1")).to_arrow_table())
+
+
 def test_recorded_payloads_normalize_unchanged_including_string_ids() -> None:
     frames = {
         "course": staged("course", [recorded("courses__149650_include_term")], course_id="149650"),
@@ -70,20 +81,19 @@ def test_recorded_payloads_normalize_unchanged_including_string_ids() -> None:
         ),
     }  # fmt: skip
     for tmap in CANVAS.tables:
-        lf = normalize(tmap, frames)
-        if lf is None:
+        df = _normalized(tmap, frames)
+        if df is None:
             continue
-        df = lf.collect()
         assert df["_type_errors"].null_count() == df.height, (tmap.table, df["_type_errors"])
-    courses = normalize(_tmap("courses"), frames).collect()
+    courses = _normalized(_tmap("courses"), frames)
     assert courses["source_id"].to_list() == ["149650"]
     assert courses["start_at"].to_list() == [None]
-    terms = normalize(_tmap("terms"), frames).collect()
+    terms = _normalized(_tmap("terms"), frames)
     assert terms["start_at"].to_list() == [datetime(2013, 6, 15, 7, tzinfo=UTC)]
-    subs = normalize(_tmap("submissions"), frames).collect()
+    subs = _normalized(_tmap("submissions"), frames)
     assert subs["score"].to_list()[:2] == [99991.02, 56.0]
     assert subs["user_id"].to_list()[0] == "496164"
-    enr = normalize(_tmap("enrollments"), frames).collect()
+    enr = _normalized(_tmap("enrollments"), frames)
     assert enr.select("role", "state", "total_activity_seconds").row(0) == ("ta", "invited", 0)
     # Canvas served these user ids as JSON strings: they join like numeric ids.
     users = staged(
@@ -97,7 +107,7 @@ def test_drifted_values_are_flagged_not_hidden() -> None:
     rec = {"id": 1, "assignment_id": 2, "user_id": "3", "score": "eighty", "late": "maybe",
            "submitted_at": "yesterday", "workflow_state": "graded", "attempt": 1}  # fmt: skip
     frames = {"submissions": staged("submissions", [rec], course_id="10")}
-    df = normalize(_tmap("submissions"), frames).collect()
+    df = _normalized(_tmap("submissions"), frames)
     errors = df["_type_errors"].item()
     assert (
         "score=eighty" in errors and "late=maybe" in errors and "submitted_at=yesterday" in errors
