@@ -41,6 +41,34 @@ def open_source(config: InstitutionConfig) -> Source:
             account_id=config.account_id,
             max_in_flight=config.quota.max_in_flight_requests,
         )
+    if config.vendor == "moodle":
+        from connectors.moodle.source import MoodleSource
+
+        assert config.token is not None  # enforced by the settings validator
+        return MoodleSource(
+            base_url=config.base_url,
+            token=config.token.get_secret_value(),
+            max_in_flight=config.quota.max_in_flight_requests,
+            # Moodle publishes no rate-limit headers: pace to the configured request budget.
+            requests_per_second=config.quota.requests_per_second,
+            burst=config.quota.burst,
+        )
+    if config.vendor == "blackboard":
+        from connectors.blackboard.source import BlackboardSource
+
+        assert config.client_id is not None and config.client_secret is not None
+        source = BlackboardSource(
+            base_url=config.base_url,
+            client_id=config.client_id,
+            client_secret=config.client_secret.get_secret_value(),
+            max_in_flight=config.quota.max_in_flight_requests,
+            requests_per_second=config.quota.requests_per_second,
+            burst=config.quota.burst,
+            daily_call_budget_share=config.daily_call_budget_share,
+        )
+        if config.course_ids and config.daily_call_budget_share is not None:
+            source.preflight(config.course_ids)  # list_courses is skipped: check the budget here
+        return source
     raise ConfigError(f"vendor: '{config.vendor}' has no connector in this release yet")
 
 
@@ -49,4 +77,12 @@ def mapping_for(config: InstitutionConfig) -> VendorMapping:
         from connectors.canvas.mapping import canvas_mapping
 
         return canvas_mapping(extra_credit_allowed=config.extra_credit_allowed)
+    if config.vendor == "moodle":
+        from connectors.moodle.mapping import moodle_mapping
+
+        return moodle_mapping()
+    if config.vendor == "blackboard":
+        from connectors.blackboard.mapping import blackboard_mapping
+
+        return blackboard_mapping(extra_credit_allowed=config.extra_credit_allowed)
     raise ConfigError(f"vendor: '{config.vendor}' has no mapping in this release yet")
