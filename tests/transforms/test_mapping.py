@@ -8,7 +8,14 @@ from staged_shape import recorded, staged
 
 from connectors.canvas.mapping import CANVAS
 from transforms.load import connect
-from transforms.mapping import Parse, parse_grade_level, parse_timestamp, parsed
+from transforms.mapping import (
+    Parse,
+    clean_sql,
+    parse_grade_level,
+    parse_sql,
+    parse_timestamp,
+    parsed,
+)
 from transforms.normalize import normalize, typed_sql
 
 
@@ -42,6 +49,50 @@ def test_timestamps_with_offsets_become_utc() -> None:
     assert out[0] == datetime(2013, 5, 1, 6, tzinfo=UTC)
     assert out[1] == datetime(2013, 12, 13, 20, 16, 35, tzinfo=UTC)
     assert out[2] is None
+
+
+TIMESTAMPS = [
+    "2026-11-11T10:00:00-06:00", "2026-11-10T10:00:00Z", "2026-11-10T10:00:00z",
+    "2026-11-10 10:00:00.123+05:30", "2026-11-10", "2026-11-10T10:00:00", "0001-01-01",
+    "2026-11-10T10:00:00.123456789Z", "2026-11-10T10:00:00.1Z", "2026-11-10T10:00:00+14:00",
+    "2026-13-45T99:00:00Z", "2026-02-30", "2026-11-10T24:00:00Z", "2026-11-10T23:59:60Z",
+    "2026-11-10 10:00", "2026-1-5", "2026-11-10T1:00:00Z", "2026-11-10t10:00:00",
+    "2026-11-10T10:00:00.Z", "2026-11-10T10:00:00+0530", "20261110", "infinity", "yesterday",
+    " 2026-11-10 ", "", None,
+]  # fmt: skip
+CORPUS = {
+    "float": ["1e3", "1_000", "0x10", " 85 ", "NaN", "inf", "-inf", "Infinity", "1e400", "3.5",
+              "1,5", "+3", ".5", "-0", "1.", "1e", "--1", "1.5.5", "abc", "\t7\n", " ", "", None],
+    "int": ["1e3", "1_000", "0x10", " 85 ", "3.0", "3.5", "+3", "-0", "007", "1.", "x", "",
+            "9007199254740993", "99999999999999999999", None],
+    "bool": ["true", "false", "TRUE", "False", " true ", "yes", "1", "", None],
+    "timestamp": TIMESTAMPS,
+    "date": TIMESTAMPS,
+    "grade_level": ["Grade 5", "5", "GR05", "05", "5th", "5th grade", "12", "grade 12", "K",
+                    "KG", "Kindergarten", "0", "00", "PK", "PreK", "TK", "UG", "13", "junk",
+                    " 7 ", "-1", "G-3", "Y10", "", None],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", list(CORPUS))
+def test_sql_and_polars_parsers_accept_the_same_text(kind) -> None:
+    """One grammar, two compilations: value and failure flag agree on every input."""
+    values = CORPUS[kind]
+    frame = pl.DataFrame({"s": values}, schema={"s": pl.String})
+    value, failed = parsed(Parse(pl.col("s"), kind))
+    polars_rows = [tuple(r) for r in frame.select(value, failed.alias("f")).rows()]
+    sql_value, sql_failed = parse_sql(kind, clean_sql("s"))
+    sql_rows = (
+        connect(":memory:")
+        .execute(
+            f"SELECT {sql_value}, {sql_failed} FROM (SELECT unnest($v) AS s,"
+            " generate_subscripts($v, 1) AS i) ORDER BY i",
+            {"v": values},
+        )
+        .fetchall()
+    )
+    for text, want, got in zip(values, polars_rows, sql_rows, strict=True):
+        assert repr(want) == repr(got) or want == got, (kind, text, want, got)
 
 
 def _tmap(name: str):

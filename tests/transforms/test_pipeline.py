@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -331,3 +332,31 @@ def test_domain_without_complete_partitions_is_skipped(tmp_path, key) -> None:
 def test_vendor_mismatch_is_a_clear_error(tmp_path, key) -> None:
     with pytest.raises(ValueError, match="does not match"):
         run(tmp_path / "x.duckdb", institution(), key, vendor="moodle")
+
+
+def test_repeated_source_ids_keep_the_last_fetched_record(tmp_path, key) -> None:
+    db = tmp_path / "serving.duckdb"
+    frames = institution()
+    later = datetime(2026, 11, 20, 11, 30, tzinfo=UTC)
+    again = _submission(100001, 101, 9000001, 9.5)
+    frames["submissions"] = concat(
+        frames["submissions"],
+        staged("submissions", [again], course_id="10", run_id="run-2", fetched_at=later),
+    )
+    report = run(db, frames, key)
+    assert report.tables["submissions"].extracted == 7
+    assert rows(db, "SELECT score, _run_id FROM submissions WHERE source_id = '100001'") == [
+        (9.5, "run-2")
+    ]
+
+
+def test_first_load_into_empty_tables_equals_merging_into_loaded_ones(tmp_path, key) -> None:
+    """Course 10 and 20 in one run (every table empty: the streaming first load) leave the same
+    tables as course 10, then course 20 (the merge path with quarantine, update and insert)."""
+    one, two = tmp_path / "one.duckdb", tmp_path / "two.duckdb"
+    run(one, merged(institution("10"), institution("20")), key, courses=("10", "20"))
+    run(two, institution("10"), key)
+    report = run(two, merged(institution("10"), institution("20")), key, courses=("10", "20"))
+    assert report.tables["submissions"].inserted == 4
+    names = [t.name for t in TABLES] + ["_quarantine"]
+    assert {n: table_digest(one, n) for n in names} == {n: table_digest(two, n) for n in names}
