@@ -72,6 +72,13 @@ class InstitutionConfig(BaseSettings):
         False, description="Canvas has no per-assignment extra-credit flag; allow scores > points"
     )
     quarantine_threshold: float = Field(0.05, ge=0, le=1)
+    daily_call_budget_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Blackboard: the share of the daily API quota left at start one run may use;"
+        " a sync estimated to need more fails before it starts (unset: not checked)",
+    )
     engagement_lookback_days: int = Field(
         180, ge=1, le=3650, description="how far back page views are read on each sync"
     )

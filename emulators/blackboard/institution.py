@@ -622,13 +622,11 @@ class Institution:
     # ---- PII and counts --------------------------------------------------------------------------
 
     def pii_values(self) -> set[str]:
-        """Every name, user name, email, external id and student id string on the site."""
+        """Every full name, user name, email, external id and student id string on the site."""
         values: set[str] = set()
         for user in self.users():
             values.add(user["userName"])
             values.add(user["contact"]["email"])
-            values.add(user["name"]["given"])
-            values.add(user["name"]["family"])
             values.add(f"{user['name']['given']} {user['name']['family']}")
             for key in ("externalId", "studentId"):
                 if user.get(key):

@@ -130,7 +130,7 @@ def test_ground_truth_is_deterministic_and_lists_pii():
     assert a.memberships(cid, expand_user=True) == b.memberships(cid, expand_user=True)
     assert {c["availability"]["available"] for c in a.courses()} == {"Yes", "No", "Disabled"}
     pii = a.pii_values()
-    assert "Zoë" in pii and any(v.startswith("SIS") for v in pii)
+    assert "Zoë Ñúñez" in pii and any(v.startswith("SIS") for v in pii)
     assert any("externalId" not in u for u in a.users())  # manual accounts: no SIS id
     assert a.counts()["attendance"] > 0
 
