@@ -1,16 +1,22 @@
-"""DuckDB load of one canonical table from its normalized Parquet, inside the caller's transaction.
+"""DuckDB load of one canonical table, inside the caller's transaction.
 
+Input: stage 1 of the table's normalization (Polars, streamed to private Parquet by the pipeline);
+stage 2 — typing the map's Parse columns — runs here, in the same SQL (``normalize.typed_sql``).
 Steps for one table (all SQL, no per-row Python):
 
 1. tokenize the DISTINCT person identifiers (``tokenize.py``);
 2. prepare: de-duplicate on ``source_id`` (last fetched wins, ties broken by staging path, page,
-   record index — deterministic), compute ``*_key``\\ s, join tokens and ``people`` for
-   ``person_token``, evaluate the validation rules (``validate.py``) → TEMP table ``_prepared``;
+   record index — deterministic; the window runs only when some id repeats, which one aggregate
+   over that column tells), compute ``*_key``\\ s, join tokens and ``people`` for
+   ``person_token``, evaluate the validation rules (``validate.py``);
 3. quarantine rows with a rule (idempotent: keyed by table, rule, natural key and staged record);
-4. upsert the rest by ``*_key``: UPDATE rows whose values or lineage differ, INSERT new ones —
-   an unchanged row is never rewritten, so re-loading the same staging changes nothing;
-5. soft-delete rows missing from the source, only in the courses whose partition for this domain
-   was loaded (``deleted_at`` = run time, set once).
+4. into an **empty** table (a first load): count rows per rule in one pass that computes only the
+   rules' inputs, set the quarantined rows aside, and stream the rest straight into the table —
+   nothing is materialized twice and there is nothing to compare with or delete;
+5. otherwise upsert by ``*_key`` from the prepared rows (a TEMP table): UPDATE rows whose values
+   or lineage differ, INSERT new ones — an unchanged row is never rewritten, so re-loading the
+   same staging changes nothing; then soft-delete rows missing from the source, only in the
+   courses whose partition for this domain was loaded (``deleted_at`` = run time, set once).
 """
 
 from __future__ import annotations
@@ -283,7 +289,14 @@ def load_table(
         counts.inserted = int(row[0]) if row else 0
         return counts
 
-    _exec(con, f"CREATE OR REPLACE TEMP TABLE {_PREPARED} AS {prepared}", prep_params)
+    # ``_exists``: the row's key is in the table already (one hash join here, instead of an
+    # anti-join of the prepared rows against the whole table for the INSERT).
+    _exec(
+        con,
+        f"CREATE OR REPLACE TEMP TABLE {_PREPARED} AS"
+        f" SELECT *, {k} IN (SELECT {k} FROM {t.name}) AS _exists FROM ({prepared})",
+        prep_params,
+    )
     _count(counts, con.execute(f"SELECT _rule, count(*) FROM {_PREPARED} GROUP BY ALL").fetchall())
     counts.extracted = counts.loaded + sum(counts.quarantined.values())
 
@@ -303,8 +316,7 @@ def load_table(
     row = con.execute(
         f"""
         INSERT INTO {t.name} ({", ".join(cols)})
-        SELECT {", ".join(cols)} FROM {_PREPARED} s
-        WHERE s._rule IS NULL AND NOT EXISTS (SELECT 1 FROM {t.name} tgt WHERE tgt.{k} = s.{k})
+        SELECT {", ".join(cols)} FROM {_PREPARED} s WHERE s._rule IS NULL AND NOT s._exists
         """
     ).fetchone()
     counts.inserted = int(row[0]) if row else 0

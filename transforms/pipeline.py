@@ -10,8 +10,9 @@
     )
 
 Per domain (in the mapping's order: roster before gradebook, so references resolve), every table
-is normalized (Polars, streamed per course partition to private temp Parquet files), then
-tokenized, validated, quarantined and upserted in **one DuckDB transaction**. Only rows of courses
+is normalized (the mapping's Polars expressions, streamed per course partition to private temp
+Parquet files; Parse columns stay text), then typed, tokenized, validated, quarantined and upserted
+by DuckDB SQL over those files in **one DuckDB transaction**. Only rows of courses
 listed in ``courses_loaded`` for the domain are read, and only those courses can have rows
 soft-deleted. After the domain commits, ``_sync_runs`` gets a row and ``_sync_state`` its
 cursor (= ``now``, the run's start).
