@@ -65,15 +65,18 @@ def quarantine_markdown(summary: RunSummary) -> str:
     if not held:
         lines.append("No records were quarantined.")
     else:
-        lines += ["| table | quarantined | by rule | loaded |", "| --- | ---: | --- | ---: |"]
         lines += [
-            f"| {t['table']} | {t['quarantined']} | {t['quarantined_by_rule']} | {t['loaded']} |"
+            "| table | quarantined | by rule | loaded | the records |",
+            "| --- | ---: | --- | ---: | --- |",
+        ]
+        lines += [
+            f"| {t['table']} | {t['quarantined']} | {t['quarantined_by_rule']} | {t['loaded']} "
+            f"| `select * from _quarantine where \"table\" = '{t['table']}'` |"
             for t in held
         ]
         lines += [
             "",
-            "Each record is in the serving table `_quarantine` with its rule and reason "
-            f"(`select * from _quarantine where _run_id = '{summary.run_id}'`).",
+            "Each record keeps its rule, reason, course and lineage; person fields are tokens.",
         ]
     if summary.failures:
         lines += [

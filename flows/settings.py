@@ -44,6 +44,16 @@ class QuotaSettings(BaseModel):
     max_in_flight_requests: int = Field(8, ge=1, le=64)
 
 
+class HttpSettings(BaseModel):
+    """How patiently to talk to the vendor: timeouts, page size and the retry budget per request."""
+
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    read_timeout_seconds: float = Field(30.0, gt=0)
+    per_page: int = Field(100, ge=1, le=100)
+    max_attempts: int = Field(8, ge=1, le=50)
+    max_retry_seconds: float = Field(300.0, gt=0)
+
+
 class InstitutionConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LMS_SYNC_",
@@ -62,6 +72,7 @@ class InstitutionConfig(BaseSettings):
     term_filter: str | None = Field(None, description="enrollment term id or 'sis_term_id:X'")
     course_ids: list[str] | None = Field(None, description="limit the sync to these course ids")
     quota: QuotaSettings = QuotaSettings()
+    http: HttpSettings = HttpSettings()
     staging_uri: str = "data/staging"
     serving_dsn: str = Field("data/lms-sync.duckdb", description="DuckDB file path or md: DSN")
     hmac_key_ref: str = Field(

@@ -247,11 +247,21 @@ def sync_institution(
         summary.load = load_serving(ctx, loaded, streams, config)
         publish_artifacts(summary)
     flush()
+    problems = []
     if summary.failures:
         names = ", ".join(f"{f.course_id} ({f.error})" for f in summary.failures[:20])
-        raise SyncIncomplete(
+        problems.append(
             f"{len(summary.failures)} of {len(summary.courses)} courses not synced: {names}"
         )
+    extracted = sum(t.extracted for t in summary.load.tables.values())
+    share = summary.load.quarantined / extracted if extracted else 0.0
+    if share > config.quarantine_threshold:
+        problems.append(
+            f"{summary.load.quarantined} of {extracted} records quarantined ({share:.1%}), "
+            f"above the threshold of {config.quarantine_threshold:.1%}: see the quarantine report"
+        )
+    if problems:
+        raise SyncIncomplete("; ".join(problems))
     return {
         "run_id": run_id,
         "window": ctx.window,

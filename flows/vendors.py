@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
+import httpx
 import pyarrow as pa
 
+from connectors.backoff import RetryPolicy
 from connectors.extract import StagedPage
 from flows.settings import ConfigError, InstitutionConfig
 from transforms.mapping import VendorMapping
@@ -35,11 +37,17 @@ def open_source(config: InstitutionConfig) -> Source:
         from connectors.canvas.source import CanvasSource
 
         assert config.token is not None  # enforced by the settings validator
+        http = config.http
         return CanvasSource(
             base_url=config.base_url,
             token=config.token.get_secret_value(),
             account_id=config.account_id,
             max_in_flight=config.quota.max_in_flight_requests,
+            per_page=http.per_page,
+            retry=RetryPolicy(
+                max_attempts=http.max_attempts, max_total_seconds=http.max_retry_seconds
+            ),
+            timeout=httpx.Timeout(http.read_timeout_seconds, connect=http.connect_timeout_seconds),
         )
     if config.vendor == "moodle":
         from connectors.moodle.source import MoodleSource

@@ -11,7 +11,9 @@ server → DuckDB, checked against the emulator's own ground truth.
   malformed date land in ``_quarantine`` under their rules; counts say so; the rest loads.
 * ``test_deleted_course_fails_the_run_and_the_rest_loads`` — a 404 course: run Failed, others in.
 * ``test_quarantine_report_query_finds_the_records`` — the query the quarantine artifact tells
-  the operator to run works (strict xfail: it names a column ``_quarantine`` does not have).
+  the operator to run works.
+* ``test_quarantine_above_threshold_fails_the_run`` — a quarantine share above the configured
+  threshold ends the run Failed, with the counts in its message.
 * ``test_no_pii_in_serving_logs_spans_or_artifacts`` — no name/email/login/SIS id in any text cell
   of any serving table, the JSON log, exported spans, Prefect artifacts or Prefect run logs.
 * ``test_served_rows_carry_real_exported_trace_ids`` — lineage trace/span ids are real, were
@@ -27,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import httpx
 import pytest
 
 from emulators.canvas.faults import FAULT_KINDS, FaultSettings
@@ -166,9 +167,8 @@ def test_second_run_of_the_window_changes_nothing(clean: Scenario, second_run):
 def faulty(run_sync, tmp_path_factory) -> Iterator[Scenario]:
     """The same institution behind 10 % injected faults of every kind.
 
-    ``timeout`` faults stall ``slow_seconds``; the connector's read timeout is set below that so a
-    stall is a real client timeout. InstitutionConfig has no timeout setting, so the module default
-    the flow's CanvasSource falls back to is lowered for this run (see the report).
+    ``timeout`` faults stall ``slow_seconds``; the institution's read timeout is set below that so
+    a stall is a real client timeout.
     """
     inst = _institution()
     settings = CanvasEmulatorSettings(
@@ -179,17 +179,10 @@ def faulty(run_sync, tmp_path_factory) -> Iterator[Scenario]:
         max_per_page=1,
         faults=FaultSettings(rate=0.10, seed=11, slow_seconds=2.5, kinds=FAULT_KINDS),
     )
-    mp = pytest.MonkeyPatch()
-    mp.setattr(
-        "connectors.canvas.source.DEFAULT_TIMEOUT",
-        httpx.Timeout(connect=2.0, read=1.0, write=2.0, pool=10.0),
-    )
-    try:
-        with CanvasEmulator(inst, settings=settings) as emu:
-            run = run_sync(emu.base_url, tmp_path_factory.mktemp("faulty"))
-            stats = emu.stats.snapshot()
-    finally:
-        mp.undo()
+    http = {"connect_timeout_seconds": 2.0, "read_timeout_seconds": 1.0}
+    with CanvasEmulator(inst, settings=settings) as emu:
+        run = run_sync(emu.base_url, tmp_path_factory.mktemp("faulty"), http=http)
+        stats = emu.stats.snapshot()
     yield Scenario(inst, run, stats, inst.course_ids(include_deleted=False))
 
 
@@ -295,10 +288,6 @@ def test_planted_bad_records_are_quarantined_and_the_rest_loads(planted, hmac_ke
         assert actual[table] == expected[table], table
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: flows/reporting.py points at _quarantine._run_id; the column is run_id",
-)
 def test_quarantine_report_query_finds_the_records(planted):
     scenario, over, bad_date = planted
     report = _artifact(scenario.run, "quarantine")
@@ -307,6 +296,20 @@ def test_quarantine_report_query_finds_the_records(planted):
     with duckdb.connect(str(scenario.run.serving), read_only=True) as con:
         found = con.execute(f"SELECT natural_key FROM ({query.group(1)})").fetchall()
     assert sorted(found) == sorted([(str(over),), (str(bad_date),)])
+
+
+def test_quarantine_above_threshold_fails_the_run(run_sync, tmp_path):
+    inst = _institution(PlantedInstitution)
+    _plant(inst)
+    with CanvasEmulator(inst, settings=CanvasEmulatorSettings(token=TOKEN)) as emu:
+        run = run_sync(emu.base_url, tmp_path, quarantine_threshold=0.001)
+    assert run.state.is_failed()
+    assert "2 of " in run.state.message and "records quarantined" in run.state.message
+    assert "above the threshold of 0.1%" in run.state.message
+    with duckdb.connect(str(run.serving), read_only=True) as con:
+        # What passed validation still loaded; the failure is about trust, not lost data.
+        assert con.execute("SELECT count(*) FROM _quarantine").fetchone() == (2,)
+        assert con.execute("SELECT count(*) FROM submissions").fetchone()[0] > 0
 
 
 @pytest.fixture(scope="module")
