@@ -99,6 +99,14 @@ class _Draw:
         return options[int(self._values[index] * len(options))]
 
 
+def _number(text: str) -> float | None:
+    """A grade string as a number; a value that is not one (a planted bad record) → None."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def grade_text(value: float) -> str:
     """moodle-api.md §3.7: grades are strings with 5 decimals, e.g. "67.00000"."""
     return f"{value:.5f}"
@@ -679,7 +687,7 @@ class Institution:
         items, percents = [], []
         for a in specs:
             work = self.work(cid, a, uid)
-            raw = float(work.grade["grade"]) if work.grade else None
+            raw = _number(work.grade["grade"]) if work.grade else None
             item = self._grade_item(cid, a, raw, work, weight)
             items.append(item)
             if raw is not None:
@@ -811,7 +819,7 @@ class Institution:
                 if a.completion == "completionusegrade":
                     state = 1
                 else:
-                    state = 2 if float(work.grade["grade"]) >= PASS_GRADE else 3
+                    state = 2 if (_number(work.grade["grade"]) or 0.0) >= PASS_GRADE else 3
             out.append(self._status(a.cmid, "assign", a.id, state, at, 2, a.completion))
         d = _Draw(self.seed, "page", course_id, uid)
         done = d[0] < 0.6
