@@ -2,9 +2,8 @@
 
 Input: the staged streams of ``connectors/blackboard/endpoints.py`` (text columns, ``.`` → ``__``).
 Field meanings follow blackboard-learn-openapi.json (CourseV2, CourseMembership + User,
-GradeColumnV2,
-GradeV2, CourseMeeting, AttendanceRecord). Course-scoped rows take their course from the partition
-(``_course_id``, Learn's primary course id ``_123_1``).
+GradeColumnV2, GradeV2, CourseMeeting, AttendanceRecord). Course-scoped rows take their course from
+the partition (``_course_id``, Learn's primary course id ``_123_1``).
 
 People: ``user_id`` is the primary user id; the SIS id is ``externalId``, else ``studentId`` (the
 loader makes ``person_token`` = HMAC of ``"sis:" + SIS id`` when present, else of
