@@ -277,3 +277,27 @@ class RequestRatePacer:
                 "throttled": self._throttled,
                 "wait_seconds": self._wait_seconds,
             }
+
+
+class PacerChain:
+    """Several pacers as one: a request starts when each has let it; answers reach them all.
+
+    Used to put an institution-wide request budget (shared by every worker) in front of the
+    vendor's own adaptive pacing (local to this process).
+    """
+
+    def __init__(self, *pacers: Pacer) -> None:
+        self._pacers = pacers
+
+    def acquire(self) -> tuple[int | None, ...]:
+        return tuple(p.acquire() for p in self._pacers)
+
+    def release(
+        self, response: httpx.Response | None, *, throttled: bool, ticket: object = None
+    ) -> None:
+        tickets = ticket if isinstance(ticket, tuple) else (None,) * len(self._pacers)
+        for pacer, own in zip(reversed(self._pacers), reversed(tickets), strict=True):
+            pacer.release(response, throttled=throttled, ticket=own)
+
+    def snapshot(self) -> dict[str, float]:
+        return self._pacers[-1].snapshot()  # the vendor-facing pacer's view

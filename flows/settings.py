@@ -42,6 +42,12 @@ class QuotaSettings(BaseModel):
     requests_per_second: float = Field(10.0, gt=0)
     burst: int = Field(20, ge=1)
     max_in_flight_requests: int = Field(8, ge=1, le=64)
+    shared_requests_per_second: float | None = Field(
+        None,
+        gt=0,
+        description="a request-rate budget shared by every worker of the institution (a Prefect "
+        "rate limit); unset: each process paces on the vendor's own signals",
+    )
 
 
 class HttpSettings(BaseModel):
@@ -83,6 +89,10 @@ class InstitutionConfig(BaseSettings):
         False, description="Canvas has no per-assignment extra-credit flag; allow scores > points"
     )
     quarantine_threshold: float = Field(0.05, ge=0, le=1)
+    shards: int = Field(1, ge=1, le=256, description="course shards, each its own deployment run")
+    shard_deployment: str = Field(
+        "sync-shard/sync-shard", description="the deployment that runs one shard (flow/deployment)"
+    )
     daily_call_budget_share: float | None = Field(
         None,
         gt=0,

@@ -13,14 +13,17 @@ not invalidate anything.
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
@@ -63,6 +66,7 @@ class RunContext:
     limits: VendorLimits
     started: datetime
     activity_since: datetime | None = None
+    source_key: str = ""
 
 
 @dataclass
@@ -115,7 +119,7 @@ def sync_course(course_id: str, ctx: RunContext) -> dict[str, Any]:
     """Stage every domain of one course for the window, reusing partitions already committed."""
     log = get_logger(run_id=ctx.run_id, institution=ctx.institution, course_id=course_id)
     store = StagingStore(ctx.staging_uri)
-    source = _SOURCES[ctx.run_id]
+    source = _SOURCES[ctx.source_key or ctx.run_id]
     outcome: dict[str, Any] = {"course_id": course_id, "domains": {}}
     with (
         _tracer.start_as_current_span(
@@ -171,18 +175,61 @@ def load_serving(
     )
 
 
+def _context(
+    config: InstitutionConfig, *, run_id: str, window: str | None, domains: Any, started: datetime
+) -> RunContext:
+    return RunContext(
+        run_id=run_id,
+        institution=config.institution_id,
+        vendor=config.vendor,
+        window=window or f"full-{started:%Y-%m-%d}",
+        domains=tuple(domains),
+        staging_uri=config.staging_uri,
+        limits=bootstrap_limits(config),
+        started=started,
+        activity_since=started - timedelta(days=config.engagement_lookback_days),
+    )
+
+
+def _stage_courses(
+    ctx: RunContext, source: Source, course_ids: list[str], summary: RunSummary
+) -> None:
+    """One task per course (bounded by the vendor's course limit); outcomes into ``summary``."""
+    _SOURCES[ctx.source_key or ctx.run_id] = source
+    try:
+        futures = sync_course.map(course_ids, ctx=unmapped(ctx))
+        for course_id, future in zip(course_ids, futures, strict=True):
+            future.wait()
+            state = future.state
+            if state.is_completed():
+                summary.staged[course_id] = state.result()["domains"]
+                continue
+            error = state.result(raise_on_failure=False)
+            summary.failures.append(
+                CourseFailure(
+                    course_id=course_id, error=str(error), kind=getattr(error, "kind", "transient")
+                )
+            )
+    finally:
+        summary.http = source.stats()
+        _SOURCES.pop(ctx.source_key or ctx.run_id, None)
+
+
 @flow(name="sync-institution", task_runner=ThreadPoolTaskRunner(max_workers=8))
 def sync_institution(
     config_file: str | None = None,
     window: str | None = None,
     domains: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    shards: int | None = None,
 ) -> dict[str, Any]:
     """Sync one institution's courses for a window into its serving database.
 
     ``window`` names the extraction window (default: today's full sync, ``full-YYYY-MM-DD``);
     rerunning the same window reuses what was staged. ``overrides`` are config values that win over
-    the file and environment (used by the demo and tests).
+    the file and environment (used by the demo and tests). ``shards`` (default: the config's) > 1
+    runs the courses as that many ``sync-shard`` deployment runs — separate processes or pods —
+    and waits for them before the single-writer load.
     """
     config = load_config(Path(config_file) if config_file else None, **(overrides or {}))
     _check_hmac_key(config)
@@ -191,19 +238,12 @@ def sync_institution(
     started = datetime.now(UTC)
     run_id = str(flow_run.id or uuid.uuid4())
     source = open_source(config)
-    ctx = RunContext(
-        run_id=run_id,
-        institution=config.institution_id,
-        vendor=config.vendor,
-        window=window or f"full-{started:%Y-%m-%d}",
-        domains=tuple(domains or source.domains),
-        staging_uri=config.staging_uri,
-        limits=bootstrap_limits(config),
-        started=started,
-        activity_since=started - timedelta(days=config.engagement_lookback_days),
+    ctx = _context(
+        config, run_id=run_id, window=window, domains=domains or source.domains, started=started
     )
     log = get_logger(run_id=run_id, institution=ctx.institution, vendor=ctx.vendor)
     summary = RunSummary(run_id=run_id, institution=ctx.institution, window=ctx.window)
+    shard_count = shards or config.shards
     with _tracer.start_as_current_span(
         "sync_run",
         attributes={
@@ -212,32 +252,22 @@ def sync_institution(
             "lms.vendor": ctx.vendor,
         },
     ):
-        _SOURCES[run_id] = source
         try:
             summary.courses = config.course_ids or [
                 c["id"] for c in source.list_courses(term=config.term_filter)
             ]
-            log.info("courses to sync", extra={"fields": {"courses": len(summary.courses)}})
+            log.info(
+                "courses to sync",
+                extra={"fields": {"courses": len(summary.courses), "shards": shard_count}},
+            )
             if progress_hook is not None:
                 progress_hook("start", {"courses": len(summary.courses)})
-            futures = sync_course.map(summary.courses, ctx=unmapped(ctx))
-            for course_id, future in zip(summary.courses, futures, strict=True):
-                future.wait()
-                state = future.state
-                if state.is_completed():
-                    summary.staged[course_id] = state.result()["domains"]
-                    continue
-                error = state.result(raise_on_failure=False)
-                summary.failures.append(
-                    CourseFailure(
-                        course_id=course_id,
-                        error=str(error),
-                        kind=getattr(error, "kind", "transient"),
-                    )
-                )
+            if shard_count > 1:
+                source.close()
+                _run_shards(ctx, config, config_file, overrides, shard_count, summary)
+            else:
+                _stage_courses(ctx, source, summary.courses, summary)
         finally:
-            summary.http = source.stats()
-            _SOURCES.pop(run_id, None)
             source.close()
         loaded = {
             domain: [c for c, doms in summary.staged.items() if domain in doms]
@@ -247,12 +277,25 @@ def sync_institution(
         summary.load = load_serving(ctx, loaded, streams, config)
         publish_artifacts(summary)
     flush()
+    _raise_if_incomplete(summary, config)
+    return {
+        "run_id": run_id,
+        "window": ctx.window,
+        "courses": len(summary.courses),
+        "http": summary.http,
+        "tables": summary.load.to_rows(),
+    }
+
+
+def _raise_if_incomplete(summary: RunSummary, config: InstitutionConfig) -> None:
+    """A run that lost data, or quarantined more than the institution allows, is not Completed."""
     problems = []
     if summary.failures:
         names = ", ".join(f"{f.course_id} ({f.error})" for f in summary.failures[:20])
         problems.append(
             f"{len(summary.failures)} of {len(summary.courses)} courses not synced: {names}"
         )
+    assert summary.load is not None
     extracted = sum(t.extracted for t in summary.load.tables.values())
     share = summary.load.quarantined / extracted if extracted else 0.0
     if share > config.quarantine_threshold:
@@ -262,10 +305,129 @@ def sync_institution(
         )
     if problems:
         raise SyncIncomplete("; ".join(problems))
-    return {
-        "run_id": run_id,
-        "window": ctx.window,
-        "courses": len(summary.courses),
-        "http": summary.http,
-        "tables": summary.load.to_rows(),
-    }
+
+
+def _run_shards(
+    ctx: RunContext,
+    config: InstitutionConfig,
+    config_file: str | None,
+    overrides: dict[str, Any] | None,
+    count: int,
+    summary: RunSummary,
+) -> None:
+    """Run each shard as its own deployment run and gather what they staged.
+
+    A shard's idempotency key is institution × window × shard, so a rerun of the same window
+    attaches to the shard runs already made instead of starting more; a shard whose earlier run
+    ended badly is started again under a key that adds this run's id. Outcomes travel through
+    staging (shared by every pod), not through Prefect results.
+    """
+    from prefect.deployments import run_deployment
+
+    chunks = [summary.courses[i::count] for i in range(count)]
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+
+    def launch(index: int) -> Any:
+        parameters = {
+            "config_file": config_file,
+            "window": ctx.window,
+            "course_ids": chunks[index],
+            "run_id": ctx.run_id,
+            "shard": index,
+            "domains": list(ctx.domains),
+            "overrides": overrides,
+            "traceparent": carrier.get("traceparent"),
+        }
+        key = f"{ctx.institution}:{ctx.window}:shard-{index}-of-{count}"
+        run = run_deployment(
+            config.shard_deployment, parameters=parameters, idempotency_key=key, timeout=None
+        )
+        if (
+            run.state is not None
+            and not run.state.is_completed()
+            and run.parameters.get("run_id") != ctx.run_id
+        ):
+            run = run_deployment(
+                config.shard_deployment,
+                parameters=parameters,
+                idempotency_key=f"{key}:{ctx.run_id}",
+                timeout=None,
+            )
+        return run
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        runs = list(pool.map(launch, range(count)))
+    store = StagingStore(ctx.staging_uri)
+    http: Counter[str] = Counter()
+    for index, run in enumerate(runs):
+        # A reused shard run reported under the run id it was started with.
+        ran_for = (run.parameters or {}).get("run_id", ctx.run_id)
+        note = store.notes(institution=ctx.institution, run_id=ran_for).get(f"shard-{index}")
+        if note is None:
+            state = run.state.name if run.state else "unknown"
+            summary.failures += [
+                CourseFailure(c, f"shard {index} ended {state} without a report", "transient")
+                for c in chunks[index]
+            ]
+            continue
+        summary.staged.update(note["staged"])
+        summary.failures += [CourseFailure(**f) for f in note["failures"]]
+        http.update({k: v for k, v in note["http"].items() if isinstance(v, int | float)})
+    summary.http = dict(http)
+
+
+@flow(name="sync-shard", task_runner=ThreadPoolTaskRunner(max_workers=8))
+def sync_shard(
+    config_file: str | None,
+    window: str,
+    course_ids: list[str],
+    run_id: str,
+    shard: int = 0,
+    domains: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    traceparent: str | None = None,
+) -> dict[str, Any]:
+    """Stage one shard of an institution run's courses; the parent run loads and reports.
+
+    Runs in its own process or pod. The course limit and any shared request budget are the same
+    Prefect limits every shard acquires, so the vendor quota holds however many shards run.
+    """
+    config = load_config(Path(config_file) if config_file else None, **(overrides or {}))
+    ensure_logging()
+    tracer_provider()
+    source = open_source(config)
+    ctx = _context(
+        config,
+        run_id=run_id,
+        window=window,
+        domains=domains or source.domains,
+        started=datetime.now(UTC),
+    )
+    ctx = replace(ctx, source_key=f"{run_id}/shard-{shard}")
+    summary = RunSummary(run_id=run_id, institution=ctx.institution, window=window)
+    parent = propagate.extract({"traceparent": traceparent} if traceparent else {})
+    with _tracer.start_as_current_span(
+        "shard", context=parent, attributes={"lms.run_id": run_id, "lms.shard": shard}
+    ):
+        try:
+            _stage_courses(ctx, source, course_ids, summary)
+        finally:
+            source.close()
+    StagingStore(ctx.staging_uri).write_note(
+        institution=ctx.institution,
+        run_id=run_id,
+        name=f"shard-{shard}",
+        body={
+            "shard": shard,
+            "pid": os.getpid(),
+            "flow_run_id": str(flow_run.id) if flow_run.id else None,
+            "staged": summary.staged,
+            "failures": [asdict(f) for f in summary.failures],
+            "http": summary.http,
+        },
+    )
+    flush()
+    if summary.failures:
+        raise SyncIncomplete(f"shard {shard}: {len(summary.failures)} courses not staged")
+    return {"shard": shard, "courses": len(summary.staged)}

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from connectors.backoff import RetryPolicy
 from connectors.extract import StagedPage
+from flows.limits import shared_budget
 from flows.settings import ConfigError, InstitutionConfig
 from transforms.mapping import VendorMapping
 
@@ -39,6 +40,7 @@ def open_source(config: InstitutionConfig) -> Source:
         assert config.token is not None  # enforced by the settings validator
         http = config.http
         return CanvasSource(
+            shared_pacer=shared_budget(config),
             base_url=config.base_url,
             token=config.token.get_secret_value(),
             account_id=config.account_id,

@@ -574,6 +574,35 @@ class StagingStore:
             raise PartitionNotFoundError(f"no committed partition {key.relpath}") from None
         return Manifest.from_json(text, path=str(path))
 
+    def write_note(
+        self, *, institution: str, run_id: str, name: str, body: Mapping[str, Any]
+    ) -> None:
+        """Leave a small JSON note about a run (e.g. one shard's outcome) where every pod sees it.
+
+        Notes live beside the partitions, under ``_runs/``, because staging is the one store all of
+        a run's processes share; the write is atomic (temp file, then rename).
+        """
+        folder = self._notes_dir(institution, run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".tmp-{uuid.uuid4().hex}"
+        _atomic.write_durably(temp, json.dumps(body, ensure_ascii=False, default=str).encode())
+        os.replace(temp, folder / f"{_path_segment('name', name)}.json")
+
+    def notes(self, *, institution: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """Every note of a run, by name."""
+        folder = self._notes_dir(institution, run_id)
+        if not folder.is_dir():
+            return {}
+        return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+    def _notes_dir(self, institution: str, run_id: str) -> Path:
+        return (
+            self.root
+            / "_runs"
+            / _path_segment("institution", institution)
+            / _path_segment("run_id", run_id)
+        )
+
     def committed(
         self,
         *,

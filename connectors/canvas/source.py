@@ -21,7 +21,7 @@ from connectors.canvas import endpoints as ep
 from connectors.classify import CANVAS_RULES
 from connectors.client import DEFAULT_TIMEOUT, VendorClient
 from connectors.extract import StagedPage, stream_pages
-from connectors.pacing import AdaptivePacer
+from connectors.pacing import AdaptivePacer, Pacer, PacerChain
 from connectors.paginators import LinkHeaderPaginator
 from transforms.staging import stream_schema
 
@@ -46,6 +46,7 @@ class CanvasSource:
         breaker: CircuitBreaker | None = None,
         timeout: httpx.Timeout | None = None,
         transport: httpx.BaseTransport | None = None,
+        shared_pacer: Pacer | None = None,
     ) -> None:
         self.account_id = account_id
         # canvas-api.md §1.2: per_page is clamped to [1, 100]; fewer, larger pages save quota.
@@ -56,7 +57,11 @@ class CanvasSource:
             auth=BearerAuth(token),  # canvas-api.md §1.1
             rules=CANVAS_RULES,
             retry=retry or RetryPolicy(),
-            pacer=AdaptivePacer(max_in_flight=max_in_flight),
+            # canvas-api.md §3: Canvas's leaky bucket is per token, so pace from its headers; a
+            # shared pacer (the institution's request budget across workers) goes in front.
+            pacer=PacerChain(shared_pacer, AdaptivePacer(max_in_flight=max_in_flight))
+            if shared_pacer
+            else AdaptivePacer(max_in_flight=max_in_flight),
             # Ten straight transient failures across all course tasks means Canvas is down, not
             # flaky: stop and say so rather than spend every course's retry budget on it.
             breaker=breaker or CircuitBreaker(failure_threshold=10, reset_after_seconds=30.0),
