@@ -54,6 +54,9 @@ lms-sync/institution: {{ include "lms-sync.institution" . }}
 {{- $_ := required "config.base_url is required (the LMS root URL)" .Values.config.base_url -}}
 {{- $cfg := deepCopy .Values.config -}}
 {{- $_ := set $cfg "institution_id" (include "lms-sync.institution" .) -}}
+{{- if not (hasKey $cfg "shard_deployment") -}}
+{{- $_ := set $cfg "shard_deployment" (printf "sync-shard/%s-sync-shard" (include "lms-sync.institution" .)) -}}
+{{- end -}}
 {{- if eq .Values.secrets.hmac.mountAs "file" -}}
 {{- $_ := set $cfg "hmac_key_ref" (printf "file:%s" (include "lms-sync.hmacPath" .)) -}}
 {{- else if eq .Values.secrets.hmac.mountAs "env" -}}
@@ -180,9 +183,6 @@ deployments:
   {{ $name }}:
     parameters:
       config_file: /etc/lms-sync/institution.yaml
-      {{- if and (eq $name "full-sync") $d.shards }}
-      shards: {{ $d.shards | int }}
-      {{- end }}
     {{- if eq $name "sync-shard" }}
     job_variables:
       cpu_request: {{ $.Values.flowRun.shardResources.requests.cpu | quote }}
