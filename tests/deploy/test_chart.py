@@ -169,7 +169,7 @@ def test_required_values_are_named(helm):
 def test_hook_job_upserts_limits_pool_and_deployments(rendered):
     (hook,) = kinds(rendered["state-u"], "Job")
     annotations = hook["metadata"]["annotations"]
-    assert annotations["helm.sh/hook"] == "post-install,post-upgrade"
+    assert annotations["helm.sh/hook"] == "post-install,post-upgrade,post-rollback"
     assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
     (container,) = hook["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["python", "-m", "flows.bootstrap"]
