@@ -91,11 +91,14 @@ def quarantine_markdown(summary: RunSummary) -> str:
 
 
 def publish_artifacts(summary: RunSummary) -> None:
-    key = f"lms-sync-{summary.institution}"
+    key = f"lms-sync-{summary.institution}-{summary.vendor}"
     create_table_artifact(
         summary_rows(summary),
         key=f"{key}-summary",
-        description=f"Sync of {summary.institution}, window {summary.window}, run {summary.run_id}",
+        description=(
+            f"Sync of {summary.institution} ({summary.vendor}), window {summary.window}, "
+            f"run {summary.run_id}"
+        ),
     )
     create_markdown_artifact(
         quarantine_markdown(summary),

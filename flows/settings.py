@@ -10,11 +10,20 @@ what to change — the 2 a.m. operator should not have to read a pydantic traceb
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -60,6 +69,71 @@ class HttpSettings(BaseModel):
     max_retry_seconds: float = Field(300.0, gt=0)
 
 
+def _check_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("give the LMS root URL with scheme, e.g. https://canvas.example.edu")
+    return value.rstrip("/")
+
+
+def _check_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and not value.get_secret_value().strip():
+        raise ValueError("is empty — give the secret or leave the setting out")
+    return value
+
+
+class SourceSettings(BaseModel):
+    """One LMS of an institution that runs several (``[[sources]]`` in the config file).
+
+    Unset fields take the institution's top-level value. Secrets can be named by environment
+    variable (``token_env = "CANVAS_TOKEN"``) so each source's secret comes from its own
+    Kubernetes Secret without appearing in the file.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    vendor: Vendor
+    base_url: str
+    token: SecretStr | None = None
+    token_env: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    client_secret_env: str | None = None
+    account_id: str | None = None
+    term_filter: str | None = None
+    course_ids: list[str] | None = None
+    quota: QuotaSettings | None = None
+    http: HttpSettings | None = None
+    extra_credit_allowed: bool | None = None
+    daily_call_budget_share: float | None = Field(None, gt=0, le=1)
+    shards: int | None = Field(None, ge=1, le=256)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value)
+
+    @field_validator("token", "client_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_secret(value)
+
+    def resolved(self) -> dict[str, Any]:
+        """The fields to lay over the institution's, secrets read from their variables."""
+        values = self.model_dump(exclude_unset=True, exclude={"token_env", "client_secret_env"})
+        for field, env in (("token", self.token_env), ("client_secret", self.client_secret_env)):
+            if env is not None:
+                secret = os.environ.get(env)
+                if not secret:
+                    raise ConfigError(
+                        f"sources[{self.vendor}].{field}_env: variable {env} is not set"
+                    )
+                values[field] = SecretStr(secret)
+        for nested in ("quota", "http"):
+            if nested in values:
+                values[nested] = getattr(self, nested)
+        return values
+
+
 class InstitutionConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LMS_SYNC_",
@@ -70,7 +144,7 @@ class InstitutionConfig(BaseSettings):
 
     institution_id: str = Field(description="short slug, e.g. 'state-u'; names limits and paths")
     vendor: Vendor = "canvas"
-    base_url: str = Field(description="the LMS root, e.g. https://canvas.example.edu")
+    base_url: str | None = Field(None, description="the LMS root, e.g. https://canvas.example.edu")
     token: SecretStr | None = Field(None, description="Canvas API token / Moodle web-service token")
     client_id: str | None = Field(None, description="OAuth2 client id (Blackboard, OneRoster)")
     client_secret: SecretStr | None = None
@@ -103,6 +177,10 @@ class InstitutionConfig(BaseSettings):
     engagement_lookback_days: int = Field(
         180, ge=1, le=3650, description="how far back page views are read on each sync"
     )
+    sources: list[SourceSettings] = Field(
+        default_factory=list,
+        description="several LMSs of one institution, landing in one serving database",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -131,10 +209,8 @@ class InstitutionConfig(BaseSettings):
 
     @field_validator("base_url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("give the LMS root URL with scheme, e.g. https://canvas.example.edu")
-        return value.rstrip("/")
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
 
     @field_validator("hmac_key_ref")
     @classmethod
@@ -146,12 +222,19 @@ class InstitutionConfig(BaseSettings):
     @field_validator("token", "client_secret")
     @classmethod
     def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            raise ValueError("is empty — give the secret or leave the setting out")
-        return value
+        return _check_secret(value)
 
     @model_validator(mode="after")
     def _credentials(self) -> InstitutionConfig:
+        if self.sources:
+            return self
+        if self.base_url is None:
+            raise ValueError(
+                "base_url: required — the LMS root URL (LMS_SYNC_BASE_URL), or list [[sources]]"
+            )
+        return self.check_credentials()
+
+    def check_credentials(self) -> InstitutionConfig:
         if self.vendor in ("canvas", "moodle") and self.token is None:
             raise ValueError(
                 f"token: required for vendor '{self.vendor}' (LMS_SYNC_TOKEN or 'token' in file)"
@@ -163,6 +246,23 @@ class InstitutionConfig(BaseSettings):
                 " (LMS_SYNC_CLIENT_ID / LMS_SYNC_CLIENT_SECRET)"
             )
         return self
+
+    def per_source(self) -> list[InstitutionConfig]:
+        """One complete config per LMS: the institution's settings with each source's laid over."""
+        if not self.sources:
+            return [self]
+        configs = []
+        for source in self.sources:
+            merged = self.model_copy(update={**source.resolved(), "sources": []})
+            try:
+                merged.check_credentials()
+            except ValueError as exc:
+                raise ConfigError(f"sources[{source.vendor}]: {exc}") from None
+            configs.append(merged)
+        vendors = [c.vendor for c in configs]
+        if len(set(vendors)) != len(vendors):
+            raise ConfigError("sources: one source per vendor (staging and cursors are per vendor)")
+        return configs
 
     def masked(self) -> dict[str, Any]:
         """The configuration as it may be logged: secrets shown as '**********'."""

@@ -81,6 +81,7 @@ class RunSummary:
     run_id: str
     institution: str
     window: str
+    vendor: str = ""
     courses: list[str] = field(default_factory=list)
     staged: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[CourseFailure] = field(default_factory=list)
@@ -229,42 +230,85 @@ def sync_institution(
     rerunning the same window reuses what was staged. ``overrides`` are config values that win over
     the file and environment (used by the demo and tests). ``shards`` (default: the config's) > 1
     runs the courses as that many ``sync-shard`` deployment runs — separate processes or pods —
-    and waits for them before the single-writer load.
+    and waits for them before the single-writer load. An institution with several LMSs
+    (``[[sources]]``) syncs each in turn into the same serving database.
     """
     config = load_config(Path(config_file) if config_file else None, **(overrides or {}))
+    sources = config.per_source()
     _check_hmac_key(config)
     ensure_logging()
     tracer_provider()
     started = datetime.now(UTC)
     run_id = str(flow_run.id or uuid.uuid4())
+    summaries: list[RunSummary] = []
+    with _tracer.start_as_current_span(
+        "sync_run", attributes={"lms.run_id": run_id, "lms.institution": config.institution_id}
+    ):
+        for index, source_config in enumerate(sources):
+            summaries.append(
+                _sync_source(
+                    source_config,
+                    run_id=run_id,
+                    window=window,
+                    domains=domains,
+                    started=started,
+                    shards=shards or source_config.shards,
+                    launch={"config_file": config_file, "overrides": overrides, "source": index},
+                )
+            )
+    flush()
+    _raise_if_incomplete(summaries, config)
+    if len(summaries) == 1:
+        http = summaries[0].http
+    else:
+        totals: Counter[str] = Counter()
+        for summary in summaries:
+            totals.update({k: v for k, v in summary.http.items() if isinstance(v, int | float)})
+        http = {**totals, "by_vendor": {s.vendor: s.http for s in summaries}}
+    return {
+        "run_id": run_id,
+        "window": summaries[0].window,
+        "courses": sum(len(s.courses) for s in summaries),
+        "http": http,
+        "tables": [
+            {"vendor": s.vendor, **row} for s in summaries if s.load for row in s.load.to_rows()
+        ],
+    }
+
+
+def _sync_source(
+    config: InstitutionConfig,
+    *,
+    run_id: str,
+    window: str | None,
+    domains: list[str] | None,
+    started: datetime,
+    shards: int,
+    launch: dict[str, Any],
+) -> RunSummary:
+    """One LMS of the institution: list courses, stage them (here or in shards), load, report."""
     source = open_source(config)
     ctx = _context(
         config, run_id=run_id, window=window, domains=domains or source.domains, started=started
     )
     log = get_logger(run_id=run_id, institution=ctx.institution, vendor=ctx.vendor)
-    summary = RunSummary(run_id=run_id, institution=ctx.institution, window=ctx.window)
-    shard_count = shards or config.shards
-    with _tracer.start_as_current_span(
-        "sync_run",
-        attributes={
-            "lms.run_id": run_id,
-            "lms.institution": ctx.institution,
-            "lms.vendor": ctx.vendor,
-        },
-    ):
+    summary = RunSummary(
+        run_id=run_id, institution=ctx.institution, window=ctx.window, vendor=ctx.vendor
+    )
+    with _tracer.start_as_current_span("source", attributes={"lms.vendor": ctx.vendor}):
         try:
             summary.courses = config.course_ids or [
                 c["id"] for c in source.list_courses(term=config.term_filter)
             ]
             log.info(
                 "courses to sync",
-                extra={"fields": {"courses": len(summary.courses), "shards": shard_count}},
+                extra={"fields": {"courses": len(summary.courses), "shards": shards}},
             )
             if progress_hook is not None:
                 progress_hook("start", {"courses": len(summary.courses)})
-            if shard_count > 1:
+            if shards > 1:
                 source.close()
-                _run_shards(ctx, config, config_file, overrides, shard_count, summary)
+                _run_shards(ctx, config, launch, shards, summary)
             else:
                 _stage_courses(ctx, source, summary.courses, summary)
         finally:
@@ -276,33 +320,29 @@ def sync_institution(
         streams = {domain: list(source.streams(domain)) for domain in ctx.domains}
         summary.load = load_serving(ctx, loaded, streams, config)
         publish_artifacts(summary)
-    flush()
-    _raise_if_incomplete(summary, config)
-    return {
-        "run_id": run_id,
-        "window": ctx.window,
-        "courses": len(summary.courses),
-        "http": summary.http,
-        "tables": summary.load.to_rows(),
-    }
+    return summary
 
 
-def _raise_if_incomplete(summary: RunSummary, config: InstitutionConfig) -> None:
+def _raise_if_incomplete(summaries: list[RunSummary], config: InstitutionConfig) -> None:
     """A run that lost data, or quarantined more than the institution allows, is not Completed."""
     problems = []
-    if summary.failures:
-        names = ", ".join(f"{f.course_id} ({f.error})" for f in summary.failures[:20])
-        problems.append(
-            f"{len(summary.failures)} of {len(summary.courses)} courses not synced: {names}"
-        )
-    assert summary.load is not None
-    extracted = sum(t.extracted for t in summary.load.tables.values())
-    share = summary.load.quarantined / extracted if extracted else 0.0
-    if share > config.quarantine_threshold:
-        problems.append(
-            f"{summary.load.quarantined} of {extracted} records quarantined ({share:.1%}), "
-            f"above the threshold of {config.quarantine_threshold:.1%}: see the quarantine report"
-        )
+    for summary in summaries:
+        where = f"{summary.vendor}: " if len(summaries) > 1 else ""
+        if summary.failures:
+            names = ", ".join(f"{f.course_id} ({f.error})" for f in summary.failures[:20])
+            problems.append(
+                f"{where}{len(summary.failures)} of {len(summary.courses)} courses not synced: "
+                f"{names}"
+            )
+        assert summary.load is not None
+        extracted = sum(t.extracted for t in summary.load.tables.values())
+        share = summary.load.quarantined / extracted if extracted else 0.0
+        if share > config.quarantine_threshold:
+            problems.append(
+                f"{where}{summary.load.quarantined} of {extracted} records quarantined "
+                f"({share:.1%}), above the threshold of {config.quarantine_threshold:.1%}: "
+                "see the quarantine report"
+            )
     if problems:
         raise SyncIncomplete("; ".join(problems))
 
@@ -310,8 +350,7 @@ def _raise_if_incomplete(summary: RunSummary, config: InstitutionConfig) -> None
 def _run_shards(
     ctx: RunContext,
     config: InstitutionConfig,
-    config_file: str | None,
-    overrides: dict[str, Any] | None,
+    launch: dict[str, Any],
     count: int,
     summary: RunSummary,
 ) -> None:
@@ -330,16 +369,15 @@ def _run_shards(
 
     def launch(index: int) -> Any:
         parameters = {
-            "config_file": config_file,
+            **launch,
             "window": ctx.window,
             "course_ids": chunks[index],
             "run_id": ctx.run_id,
             "shard": index,
             "domains": list(ctx.domains),
-            "overrides": overrides,
             "traceparent": carrier.get("traceparent"),
         }
-        key = f"{ctx.institution}:{ctx.window}:shard-{index}-of-{count}"
+        key = f"{ctx.institution}:{ctx.vendor}:{ctx.window}:shard-{index}-of-{count}"
         run = run_deployment(
             config.shard_deployment, parameters=parameters, idempotency_key=key, timeout=None
         )
@@ -363,7 +401,8 @@ def _run_shards(
     for index, run in enumerate(runs):
         # A reused shard run reported under the run id it was started with.
         ran_for = (run.parameters or {}).get("run_id", ctx.run_id)
-        note = store.notes(institution=ctx.institution, run_id=ran_for).get(f"shard-{index}")
+        notes = store.notes(institution=ctx.institution, run_id=ran_for)
+        note = notes.get(f"{ctx.vendor}-shard-{index}")
         if note is None:
             state = run.state.name if run.state else "unknown"
             summary.failures += [
@@ -387,6 +426,7 @@ def sync_shard(
     domains: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
     traceparent: str | None = None,
+    source: int = 0,
 ) -> dict[str, Any]:
     """Stage one shard of an institution run's courses; the parent run loads and reports.
 
@@ -394,14 +434,15 @@ def sync_shard(
     Prefect limits every shard acquires, so the vendor quota holds however many shards run.
     """
     config = load_config(Path(config_file) if config_file else None, **(overrides or {}))
+    config = config.per_source()[source]
     ensure_logging()
     tracer_provider()
-    source = open_source(config)
+    lms = open_source(config)
     ctx = _context(
         config,
         run_id=run_id,
         window=window,
-        domains=domains or source.domains,
+        domains=domains or lms.domains,
         started=datetime.now(UTC),
     )
     ctx = replace(ctx, source_key=f"{run_id}/shard-{shard}")
@@ -411,13 +452,13 @@ def sync_shard(
         "shard", context=parent, attributes={"lms.run_id": run_id, "lms.shard": shard}
     ):
         try:
-            _stage_courses(ctx, source, course_ids, summary)
+            _stage_courses(ctx, lms, course_ids, summary)
         finally:
-            source.close()
+            lms.close()
     StagingStore(ctx.staging_uri).write_note(
         institution=ctx.institution,
         run_id=run_id,
-        name=f"shard-{shard}",
+        name=f"{ctx.vendor}-shard-{shard}",
         body={
             "shard": shard,
             "pid": os.getpid(),

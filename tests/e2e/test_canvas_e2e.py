@@ -91,7 +91,7 @@ def _artifacts(run: SyncRun) -> list:
 def _artifact(run: SyncRun, kind: str):
     """The run's ``summary`` table (rows) or ``quarantine`` markdown (text), read back from the
     Prefect server."""
-    found = [a for a in _artifacts(run) if a.key == f"lms-sync-e2e-university-{kind}"]
+    found = [a for a in _artifacts(run) if a.key == f"lms-sync-e2e-university-canvas-{kind}"]
     assert len(found) == 1, [a.key for a in _artifacts(run)]
     data = found[0].data
     return json.loads(data) if kind == "summary" and isinstance(data, str) else data

@@ -71,3 +71,43 @@ def test_missing_and_blank_credentials(monkeypatch):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_one_institution_with_two_lms_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOODLE_WS_TOKEN", "moodle-secret")
+    config = tmp_path / "multi.toml"
+    config.write_text(
+        'institution_id = "district-9"\nserving_dsn = "/srv/d9.duckdb"\n'
+        "[quota]\nmax_concurrent_courses = 2\n"
+        '[[sources]]\nvendor = "canvas"\nbase_url = "https://canvas.d9.org"\ntoken = "c-tok"\n'
+        '[[sources]]\nvendor = "moodle"\nbase_url = "https://moodle.d9.org/"\n'
+        'token_env = "MOODLE_WS_TOKEN"\n[sources.quota]\nmax_concurrent_courses = 5\n'
+    )
+    canvas, moodle = load_config(config).per_source()
+    assert (canvas.vendor, canvas.base_url, canvas.serving_dsn) == (
+        "canvas",
+        "https://canvas.d9.org",
+        "/srv/d9.duckdb",
+    )
+    assert canvas.quota.max_concurrent_courses == 2
+    assert (moodle.vendor, moodle.base_url, moodle.serving_dsn) == (
+        "moodle",
+        "https://moodle.d9.org",
+        "/srv/d9.duckdb",
+    )
+    assert moodle.token.get_secret_value() == "moodle-secret"
+    assert moodle.quota.max_concurrent_courses == 5
+    assert "moodle-secret" not in repr(moodle)
+
+
+def test_sources_name_what_is_missing(tmp_path):
+    config = tmp_path / "multi.toml"
+    config.write_text(
+        'institution_id = "district-9"\n[[sources]]\nvendor = "blackboard"\n'
+        'base_url = "https://bb.d9.org"\n[[sources]]\nvendor = "moodle"\n'
+        'base_url = "https://m.d9.org"\ntoken_env = "NOT_SET_ANYWHERE"\n'
+    )
+    with pytest.raises(ConfigError, match=r"sources\[blackboard\]: client_id and client_secret"):
+        load_config(config).per_source()
+    with pytest.raises(ConfigError, match="base_url: required"):
+        load_config(None, institution_id="a", token="t")
