@@ -280,11 +280,18 @@ def test_canvas_and_moodle_share_a_person_token(run_sync, tmp_path, hmac_key_hex
         CanvasEmulator(canvas, settings=CanvasEmulatorSettings(token=CANVAS_TOKEN)) as c_emu,
         MoodleEmulator(moodle, settings=MoodleEmulatorSettings(token=TOKEN)) as m_emu,
     ):
-        first = run_sync(c_emu.base_url, tmp_path, window="both")
+        # One institution config with both LMSs as sources: one flow run lands both.
         second = run_sync(
-            m_emu.base_url, tmp_path, window="both", vendor="moodle", token=TOKEN, quota=FAST
+            c_emu.base_url,
+            tmp_path,
+            window="both",
+            sources=[
+                {"vendor": "canvas", "base_url": c_emu.base_url, "token": CANVAS_TOKEN},
+                {"vendor": "moodle", "base_url": m_emu.base_url, "token": TOKEN, "quota": FAST},
+            ],
         )
-    assert first.state.is_completed() and second.state.is_completed()
+    assert second.state.is_completed(), second.state.message
+    assert {r["vendor"] for r in second.result["tables"]} == {"canvas", "moodle"}
     shared = token(key, f"sis:{sis}")
     with duckdb.connect(str(second.serving), read_only=True) as con:
         vendors = con.execute(
