@@ -13,8 +13,9 @@ $(VENV)/.synced: pyproject.toml uv.lock
 	$(UV) sync --frozen
 	touch $@
 
+# VENDOR=moodle|blackboard|all picks another emulated LMS (all: three sources, one institution).
 demo: setup
-	$(BIN)/lms-sync demo
+	$(BIN)/lms-sync demo --vendor $(or $(VENDOR),canvas)
 
 test: setup helm
 	$(BIN)/pytest -q

@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--courses", type=int, default=24)
     demo.add_argument("--students-per-course", type=int, default=30)
     demo.add_argument("--data-dir", type=Path, default=Path("data"))
+    demo.add_argument(
+        "--vendor",
+        default="canvas",
+        choices=["canvas", "moodle", "blackboard", "all"],
+        help="which emulated LMS; 'all' runs the three as one institution's sources",
+    )
     demo.set_defaults(run=_demo)
     return parser
 
@@ -119,7 +125,10 @@ def _demo(ns: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
     return run_demo(
-        courses=ns.courses, students_per_course=ns.students_per_course, data_dir=ns.data_dir
+        courses=ns.courses,
+        students_per_course=ns.students_per_course,
+        data_dir=ns.data_dir,
+        vendor=ns.vendor,
     )
 
 

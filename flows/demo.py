@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 DEMO_TOKEN = "demo-canvas-token"
 INSTITUTION = "demo-university"
@@ -20,14 +22,14 @@ EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
     (
         "Missing-assignment rate per course (published assignments, live submissions)",
         """
-        select c.name as course,
+        select c.name || ' (' || c.vendor || ')' as course,
                count(*) as submissions,
                round(avg(case when s.missing then 1 else 0 end) * 100, 1) as missing_pct
         from submissions s
         join assignments a on a.assignment_key = s.assignment_key
         join courses c on c.course_key = a.course_key
         where s.deleted_at is null and a.published
-        group by c.name
+        group by 1
         order by missing_pct desc
         limit 8
         """,
@@ -35,7 +37,7 @@ EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
     (
         "Students below 70% current score with their total activity (tokens, not names)",
         """
-        select left(g.person_token, 12) as student, c.name as course,
+        select left(g.person_token, 12) as student, c.name || ' (' || c.vendor || ')' as course,
                g.current_score, round(e.total_activity_seconds / 3600.0, 1) as active_hours
         from course_grades g
         join enrollments e on e.enrollment_key = g.enrollment_key
@@ -48,14 +50,14 @@ EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
     (
         "Engagement per course over the last 30 days of activity",
         """
-        select c.name as course,
+        select c.name || ' (' || c.vendor || ')' as course,
                count(distinct d.person_key) as active_students,
                sum(d.page_views) as page_views,
                round(sum(d.active_seconds) / 3600.0, 1) as active_hours
         from engagement_daily d
         join courses c on c.course_key = d.course_key
         where d.day > (select max(day) from engagement_daily) - interval 30 day
-        group by c.name
+        group by 1
         order by page_views desc
         limit 8
         """,
@@ -63,7 +65,10 @@ EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
 )
 
 
-def run_demo(*, courses: int, students_per_course: int, data_dir: Path) -> int:
+def run_demo(
+    *, courses: int, students_per_course: int, data_dir: Path, vendor: str = "canvas"
+) -> int:
+    """Run the demo for one emulated LMS, or for ``all`` three as one institution's sources."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     _prefect_home(data_dir)
@@ -75,27 +80,21 @@ def run_demo(*, courses: int, students_per_course: int, data_dir: Path) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from emulators.canvas.faults import FaultSettings
-    from emulators.canvas.institution import build_institution
-    from emulators.canvas.server import CanvasEmulator
-    from emulators.canvas.settings import CanvasEmulatorSettings
     from flows import sync
     from flows.telemetry import configure_logging
 
     console = Console()
     configure_logging(path=str(data_dir / "logs" / "lms-sync.jsonl"), stream=None)
-    institution = build_institution(
-        seed=2026, courses=courses, students_per_course=students_per_course
-    )
-    settings = CanvasEmulatorSettings(
-        token=DEMO_TOKEN, latency_ms=15, faults=FaultSettings(rate=0.02, seed=7, slow_seconds=3.0)
-    )
-    console.print(
-        f"[bold]lms-sync demo[/]: emulated Canvas with {courses} courses × {students_per_course} "
-        f"students ({institution.counts()['submissions']:,} submissions), 2% injected faults"
-    )
-    with CanvasEmulator(institution=institution, settings=settings) as emulator:
-        console.print(f"Canvas emulator on {emulator.base_url}; starting a local Prefect server…")
+    vendors = ["canvas", "moodle", "blackboard"] if vendor == "all" else [vendor]
+    with ExitStack() as stack:
+        sources = []
+        for name in vendors:
+            emulator, source, described = _emulator(name, courses, students_per_course)
+            stack.enter_context(emulator)
+            source["base_url"] = emulator.base_url
+            sources.append(source)
+            console.print(f"[bold]{name}[/] emulator on {emulator.base_url}: {described}")
+        console.print("Starting a local Prefect server and the sync flow…")
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -103,32 +102,93 @@ def run_demo(*, courses: int, students_per_course: int, data_dir: Path) -> int:
             TimeElapsedColumn(),
             console=console,
         )
-        bar = progress.add_task("courses staged", total=None)
+        bar = progress.add_task("courses staged", total=0)
 
         def on_progress(event: str, payload: dict) -> None:
             if event == "start":
-                progress.update(bar, total=payload["courses"])
+                progress.update(bar, total=progress.tasks[0].total + payload["courses"])
             else:
                 progress.advance(bar)
 
+        common = {
+            "institution_id": INSTITUTION,
+            "staging_uri": str(data_dir / "staging"),
+            "serving_dsn": str(data_dir / "lms-sync.duckdb"),
+            "hmac_key_ref": f"file:{key_file}",
+        }
+        overrides = (
+            {**common, **sources[0]} if len(sources) == 1 else {**common, "sources": sources}
+        )
         sync.progress_hook = on_progress
         try:
             with progress:
-                result = sync.sync_institution(
-                    overrides={
-                        "institution_id": INSTITUTION,
-                        "vendor": "canvas",
-                        "base_url": emulator.base_url,
-                        "token": DEMO_TOKEN,
-                        "staging_uri": str(data_dir / "staging"),
-                        "serving_dsn": str(data_dir / "lms-sync.duckdb"),
-                        "hmac_key_ref": f"file:{key_file}",
-                    }
-                )
+                result = sync.sync_institution(overrides=overrides)
         finally:
             sync.progress_hook = None
     _report(console, result, data_dir / "lms-sync.duckdb")
     return 0
+
+
+def _emulator(vendor: str, courses: int, students: int) -> tuple[Any, dict[str, Any], str]:
+    """A seeded emulator for ``vendor`` with a sprinkle of faults, and its source settings."""
+    if vendor == "canvas":
+        from emulators.canvas.faults import FaultSettings
+        from emulators.canvas.institution import build_institution
+        from emulators.canvas.server import CanvasEmulator
+        from emulators.canvas.settings import CanvasEmulatorSettings
+
+        inst = build_institution(seed=2026, courses=courses, students_per_course=students)
+        settings = CanvasEmulatorSettings(
+            token=DEMO_TOKEN, latency_ms=15, faults=FaultSettings(rate=0.02, seed=7, slow_seconds=3)
+        )
+        source = {"vendor": "canvas", "token": DEMO_TOKEN}
+        return CanvasEmulator(inst, settings=settings), source, _described(inst, "2% faults")
+    if vendor == "moodle":
+        from emulators.moodle.faults import FaultSettings as MoodleFaults
+        from emulators.moodle.institution import build_institution as build_moodle
+        from emulators.moodle.server import MoodleEmulator
+        from emulators.moodle.settings import MoodleEmulatorSettings
+
+        inst = build_moodle(seed=2026, courses=courses, students_per_course=students)
+        settings = MoodleEmulatorSettings(
+            token=DEMO_TOKEN, faults=MoodleFaults(rate=0.02, seed=7, slow_seconds=3)
+        )
+        source = {"vendor": "moodle", "token": DEMO_TOKEN}
+        return MoodleEmulator(inst, settings=settings), source, _described(inst, "2% faults")
+    if vendor == "blackboard":
+        from emulators.blackboard.institution import build_institution as build_blackboard
+        from emulators.blackboard.server import BlackboardEmulator
+        from emulators.blackboard.settings import BlackboardEmulatorSettings
+        from emulators.canvas.faults import FaultSettings
+
+        inst = build_blackboard(seed=2026, courses=courses, students_per_course=students)
+        settings = BlackboardEmulatorSettings(
+            faults=FaultSettings(rate=0.02, seed=7, slow_seconds=3)
+        )
+        source = {
+            "vendor": "blackboard",
+            "client_id": settings.client_id,
+            "client_secret": settings.client_secret,
+        }
+        return BlackboardEmulator(inst, settings=settings), source, _described(inst, "2% faults")
+    raise SystemExit(f"lms-sync demo: unknown vendor {vendor!r} (canvas, moodle, blackboard, all)")
+
+
+def _described(inst: Any, extra: str) -> str:
+    counts = inst.counts()
+    shown = ", ".join(f"{n:,} {k}" for k, n in counts.items() if k in DESCRIBED)
+    return f"{shown}; {extra}"
+
+
+DESCRIBED = (
+    "courses",
+    "enrollments",
+    "enrolments",
+    "memberships",
+    "submissions",
+    "grades",
+    "meetings",
+)
 
 
 def _prefect_home(data_dir: Path) -> None:
@@ -160,8 +220,8 @@ def _report(console, result: dict, database: Path) -> None:
             tables.add_row(name, f"{count:,}", f"{quarantined.get(name, 0):,}")
         console.print(tables)
         console.print(
-            f"HTTP: {http['requests']:,} requests, {http['throttled']:,} throttled, "
-            f"{http['retried']:,} retried, {http['failed']:,} failed "
+            f"HTTP: {http.get('requests', 0):,} requests, {http.get('throttled', 0):,} throttled, "
+            f"{http.get('retried', 0):,} retried, {http.get('failed', 0):,} failed "
             f"(run {result['run_id']}, window {result['window']})"
         )
         for title, sql in EXAMPLE_QUERIES:
