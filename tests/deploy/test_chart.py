@@ -151,6 +151,42 @@ def test_configmap_holds_no_secret(rendered, institution, monkeypatch, tmp_path)
     assert loaded.institution_id == institution
 
 
+def test_several_sources_get_their_variables_from_secrets(helm, tmp_path):
+    values = tmp_path / "two-lms.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "secrets": {
+                    "vendor": {"existingSecret": ""},
+                    "extraEnv": [
+                        {"name": "CANVAS_TOKEN", "existingSecret": "u-canvas", "key": "token"},
+                        {"name": "MOODLE_TOKEN", "existingSecret": "u-moodle", "key": "token"},
+                    ],
+                }
+            }
+        )
+    )
+    text = helm(
+        "template", "u", str(CHART), "-f", str(INSTITUTIONS["state-u"]), "-f", str(values)
+    ).stdout  # fmt: skip
+    (cm,) = [
+        d
+        for d in yaml.safe_load_all(text)
+        if d and d["kind"] == "ConfigMap" and "base-job-template.json" in d["data"]
+    ]
+    props = json.loads(cm["data"]["base-job-template.json"])["variables"]["properties"]
+    assert props["secret_env"]["default"] == [
+        {
+            "name": "CANVAS_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "u-canvas", "key": "token"}},
+        },
+        {
+            "name": "MOODLE_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "u-moodle", "key": "token"}},
+        },
+    ]
+
+
 def test_secret_values_in_values_are_refused(helm):
     for key in ("token", "client_secret", "hmac_key_ref"):
         result = helm(

@@ -70,12 +70,17 @@ lms-sync/institution: {{ include "lms-sync.institution" . }}
 {{/* EnvVar list: vendor credentials and (env mode) the HMAC key, all as secretKeyRef. */}}
 {{- define "lms-sync.secretEnv" -}}
 {{- $vendor := .Values.secrets.vendor -}}
-{{- $secret := required "secrets.vendor.existingSecret is required (the Secret with the vendor token or client credentials)" $vendor.existingSecret -}}
 {{- $env := list -}}
+{{- if or $vendor.existingSecret (not .Values.secrets.extraEnv) }}
+{{- $secret := required "secrets.vendor.existingSecret is required (the Secret with the vendor token or client credentials)" $vendor.existingSecret -}}
 {{- range $pair := list (list "LMS_SYNC_TOKEN" $vendor.tokenKey) (list "LMS_SYNC_CLIENT_ID" $vendor.clientIdKey) (list "LMS_SYNC_CLIENT_SECRET" $vendor.clientSecretKey) }}
 {{- if index $pair 1 }}
 {{- $env = append $env (dict "name" (index $pair 0) "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" (index $pair 1)))) }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- range .Values.secrets.extraEnv }}
+{{- $env = append $env (dict "name" (required "secrets.extraEnv[].name is required" .name) "valueFrom" (dict "secretKeyRef" (dict "name" (required "secrets.extraEnv[].existingSecret is required" .existingSecret) "key" (required "secrets.extraEnv[].key is required" .key)))) }}
 {{- end }}
 {{- if eq .Values.secrets.hmac.mountAs "env" }}
 {{- $hmac := required "secrets.hmac.existingSecret is required (the Secret with the HMAC key)" .Values.secrets.hmac.existingSecret -}}
