@@ -79,9 +79,11 @@ class CanvasFrontDoor:
             await self._reject(send, bucket)
             return
         settled = _Settlement(bucket, self.settings)
+        self.stats.enter(token)
         try:
             await self._serve(scope, receive, send, settled)
         finally:
+            self.stats.leave(token)
             settled.settle(records=0)
 
     async def _reject(self, send: Send, bucket: LeakyBucket) -> None:

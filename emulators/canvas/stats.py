@@ -15,6 +15,21 @@ class EmulatorStats:
         self._throttled = 0
         self._faults: Counter[str] = Counter()
         self._paths: Counter[str] = Counter()
+        self._in_flight: Counter[str] = Counter()
+        self._peak_in_flight: Counter[str] = Counter()
+
+    def enter(self, client: str) -> None:
+        """A request of ``client`` (a token) is being served: tracks the peak concurrency per
+        client, which is what a vendor's quota sees however many workers the client runs."""
+        with self._lock:
+            self._in_flight[client] += 1
+            self._peak_in_flight[client] = max(
+                self._peak_in_flight[client], self._in_flight[client]
+            )
+
+    def leave(self, client: str) -> None:
+        with self._lock:
+            self._in_flight[client] -= 1
 
     def record_request(self, path: str) -> None:
         with self._lock:
@@ -49,6 +64,11 @@ class EmulatorStats:
         with self._lock:
             return dict(self._paths)
 
+    @property
+    def peak_in_flight(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._peak_in_flight)
+
     def snapshot(self) -> dict:
         """A consistent copy of every counter."""
         with self._lock:
@@ -57,6 +77,7 @@ class EmulatorStats:
                 "throttled": self._throttled,
                 "faults": dict(self._faults),
                 "paths": dict(self._paths),
+                "peak_in_flight": dict(self._peak_in_flight),
             }
 
     def reset(self) -> None:
