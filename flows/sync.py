@@ -367,7 +367,7 @@ def _run_shards(
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
 
-    def launch(index: int) -> Any:
+    def start_shard(index: int) -> Any:
         parameters = {
             **launch,
             "window": ctx.window,
@@ -395,7 +395,7 @@ def _run_shards(
         return run
 
     with ThreadPoolExecutor(max_workers=count) as pool:
-        runs = list(pool.map(launch, range(count)))
+        runs = list(pool.map(start_shard, range(count)))
     store = StagingStore(ctx.staging_uri)
     http: Counter[str] = Counter()
     for index, run in enumerate(runs):
