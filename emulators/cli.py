@@ -14,7 +14,12 @@ from emulators.blackboard import cli as blackboard_cli
 from emulators.canvas.faults import FAULT_KINDS, FaultSettings
 from emulators.canvas.institution import build_institution
 from emulators.canvas.server import serve
-from emulators.canvas.settings import DEFAULT_TOKEN, CanvasEmulatorSettings
+from emulators.canvas.settings import (
+    DEFAULT_DAP_CLIENT_ID,
+    DEFAULT_DAP_CLIENT_SECRET,
+    DEFAULT_TOKEN,
+    CanvasEmulatorSettings,
+)
 from emulators.canvas.throttle import ThrottleSettings
 from emulators.moodle import cli as moodle_cli
 
@@ -44,6 +49,9 @@ def _add_canvas(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fault-seed", type=int, default=0)
     parser.add_argument("--slow-seconds", type=float, default=30.0)
+    parser.add_argument("--dap-client-id", default=DEFAULT_DAP_CLIENT_ID)
+    parser.add_argument("--dap-client-secret", default=DEFAULT_DAP_CLIENT_SECRET)
+    parser.add_argument("--dap-processing-seconds", type=float, default=1.0)
 
 
 def _run_canvas(args: argparse.Namespace) -> int:
@@ -60,6 +68,9 @@ def _run_canvas(args: argparse.Namespace) -> int:
             per_record_cost=args.per_record_cost,
         ),
         latency_ms=args.latency_ms,
+        dap_client_id=args.dap_client_id,
+        dap_client_secret=args.dap_client_secret,
+        dap_processing_seconds=args.dap_processing_seconds,
         faults=FaultSettings(
             rate=args.fault_rate,
             kinds=frozenset(k.strip() for k in args.fault_kinds.split(",") if k.strip()),

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulators.canvas import errors
+from emulators.canvas import bulk, errors
 from emulators.canvas.errors import CanvasError, bad_request, not_found
 from emulators.canvas.frontdoor import CanvasFrontDoor
 from emulators.canvas.institution import ROOT_ACCOUNT_ID, CourseSpec, Institution
@@ -92,6 +92,7 @@ def create_app(
     app.state.settings = settings
     app.state.stats = stats if stats is not None else EmulatorStats()
     app.add_middleware(CanvasFrontDoor, settings=settings, stats=app.state.stats)
+    bulk.install(app, institution, settings)  # Canvas Data 2 (DAP) and account reports
     return app
 
 

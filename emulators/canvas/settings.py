@@ -8,6 +8,8 @@ from emulators.canvas.faults import FaultSettings
 from emulators.canvas.throttle import ThrottleSettings
 
 DEFAULT_TOKEN = "lms-sync-demo-token"
+DEFAULT_DAP_CLIENT_ID = "us-east-1#lms-sync-demo"
+DEFAULT_DAP_CLIENT_SECRET = "lms-sync-demo-dap-secret"
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,9 @@ class CanvasEmulatorSettings:
     faults: FaultSettings = field(default_factory=FaultSettings)
     default_per_page: int = 10  # canvas-api.md §1.2: Api::PER_PAGE
     max_per_page: int = 100  # canvas-api.md §1.2: Api::MAX_PER_PAGE
+    dap_client_id: str = DEFAULT_DAP_CLIENT_ID  # Canvas Data 2 OAuth client (§5.1)
+    dap_client_secret: str = DEFAULT_DAP_CLIENT_SECRET
+    dap_processing_seconds: float = 1.0  # how long a DAP job / account report takes
 
     def __post_init__(self) -> None:
         if not self.token:
