@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from connectors.client import VendorClient
+from connectors.client import Page, VendorClient
 from connectors.endpoint import Endpoint
 from connectors.paginators import (
     LinkHeaderPaginator,
@@ -41,10 +41,45 @@ class StagedPage:
     trace_id: str
     span_id: str
     table: pa.Table
+    # True when the page holds only changes since the increment's cursor (an incremental fetch):
+    # the stream's partition is then marked partial and the loader never deletes by absence.
+    partial: bool = False
 
     @property
     def rows(self) -> int:
         return self.table.num_rows
+
+
+@dataclass(frozen=True)
+class Increment:
+    """What an incremental fetch of one course's domain needs to know.
+
+    ``since``: fetch what changed strictly after this moment (the domain's cursor minus the
+    overlap window). ``previous``: rows of the baseline streams staged by the last load that
+    committed (e.g. ``student_summaries``), as ``{stream: [row, ...]}``, to compare against.
+    """
+
+    since: datetime
+    previous: Mapping[str, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """One fetched page and its de-duplicated records, before projection to a stream's table.
+
+    Kept (small streams only) so one response can feed several streams: Canvas's course
+    enrollments feed ``enrollments``, ``course_grades``, ``enrollment_activity`` and
+    ``last_attended`` from a single fetch.
+    """
+
+    page: Page
+    records: list[Mapping[str, Any]]
+
+    def staged(
+        self, endpoint: Endpoint, *, course_id: str, run_id: str, partial: bool = False
+    ) -> StagedPage:
+        return staged_page(self.page, self.records, endpoint, course_id=course_id, run_id=run_id,
+                           partial=partial)  # fmt: skip
 
 
 def paginator_for(endpoint: Endpoint) -> Paginator:
@@ -76,6 +111,21 @@ def stream_pages(
     requests; a record whose key was on the previous page is dropped here, so each record is staged
     once. Remembering one page of keys keeps memory flat however long the collection is.
     """
+    for fetched in record_pages(
+        client, endpoint, course_id=course_id, user_id=user_id, params=params
+    ):
+        yield fetched.staged(endpoint, course_id=course_id, run_id=run_id)
+
+
+def record_pages(
+    client: VendorClient,
+    endpoint: Endpoint,
+    *,
+    course_id: str,
+    user_id: str | None = None,
+    params: Iterable[tuple[str, str]] = (),
+) -> Iterator[RecordPage]:
+    """The endpoint's pages with their records, repeated records dropped (see stream_pages)."""
     path = endpoint.url_path(course_id=course_id, user_id=user_id)
     extra = list(params)
     overridden = {name for name, _ in extra}
@@ -92,27 +142,40 @@ def stream_pages(
         keys = [_key(r, endpoint.key) for r in records]
         fresh = [r for r, k in zip(records, keys, strict=True) if k not in previous_keys]
         previous_keys = set(keys)
-        yield StagedPage(
-            stream=endpoint.stream,
-            number=page.number,
+        yield RecordPage(page=page, records=fresh)
+
+
+def staged_page(
+    page: Page,
+    records: list[Mapping[str, Any]],
+    endpoint: Endpoint,
+    *,
+    course_id: str,
+    run_id: str,
+    partial: bool = False,
+) -> StagedPage:
+    return StagedPage(
+        stream=endpoint.stream,
+        number=page.number,
+        url=page.url,
+        status=page.status,
+        fetched_at=page.fetched_at,
+        raw=page.raw,
+        trace_id=page.trace_id,
+        span_id=page.span_id,
+        table=to_table(
+            records,
+            endpoint,
+            run_id=run_id,
+            course_id=course_id,
             url=page.url,
-            status=page.status,
+            page_number=page.number,
             fetched_at=page.fetched_at,
-            raw=page.raw,
             trace_id=page.trace_id,
             span_id=page.span_id,
-            table=to_table(
-                fresh,
-                endpoint,
-                run_id=run_id,
-                course_id=course_id,
-                url=page.url,
-                page_number=page.number,
-                fetched_at=page.fetched_at,
-                trace_id=page.trace_id,
-                span_id=page.span_id,
-            ),
-        )
+        ),
+        partial=partial,
+    )
 
 
 def to_table(

@@ -321,8 +321,10 @@ BOOKKEEPING_DDL: tuple[str, ...] = (
 )""",
     """CREATE TABLE IF NOT EXISTS _sync_state (
     institution VARCHAR, vendor VARCHAR, domain VARCHAR, cursor TIMESTAMPTZ,
-    run_id VARCHAR, updated_at TIMESTAMPTZ
+    run_id VARCHAR, updated_at TIMESTAMPTZ, staging_window VARCHAR
 )""",
+    # Databases made before incremental sync: the window the cursor's load read.
+    "ALTER TABLE _sync_state ADD COLUMN IF NOT EXISTS staging_window VARCHAR",
     """CREATE TABLE IF NOT EXISTS _quarantine (
     quarantine_key UUID, "table" VARCHAR, vendor VARCHAR, natural_key VARCHAR, course_id VARCHAR,
     rule VARCHAR, reason VARCHAR, run_id VARCHAR, record JSON,

@@ -17,6 +17,16 @@ Steps for one table (all SQL, no per-row Python):
    or lineage differ, INSERT new ones — an unchanged row is never rewritten, so re-loading the
    same staging changes nothing; then soft-delete rows missing from the source, only in the
    courses whose partition for this domain was loaded (``deleted_at`` = run time, set once).
+   A course whose partition holds only the changes of an incremental window (its stream is
+   *partial* in the manifest) is upserted and never soft-deleted by absence; instead the
+   orphan rule below soft-deletes rows whose parent is gone (``_ORPHANED``).
+
+Incremental deletions, the honest rule: a submission disappears from Canvas when its assignment
+is deleted or its student's enrollment leaves the submitting states (deleted, rejected,
+creation_pending). The roster and the assignment list are always read in full, so those parents'
+deletions are known; a partial load then soft-deletes the child rows they orphan — exactly the
+rows a full load would soft-delete by absence. A submission removed any other way (which Canvas
+does not do) is only caught by a periodic ``lms-sync sync --full``.
 """
 
 from __future__ import annotations
@@ -34,9 +44,49 @@ from transforms.normalize import typed_sql
 from transforms.tokenize import TOKENS_TABLE, HmacKey, tokenize_distinct
 from transforms.validate import checks_for
 
-__all__ = ["TableCounts", "connect", "ensure_schema", "load_table"]
+__all__ = ["SyncState", "TableCounts", "connect", "ensure_schema", "load_table", "read_state"]
 
 _PREPARED = "_prepared"
+
+# Rows of a partially loaded course whose parent is gone (see the module docstring): the predicate
+# is over the table as ``tgt``; it must select exactly what a full load would delete by absence.
+_SUBMITTING = "('active', 'invited', 'completed', 'inactive')"
+_NO_SUBMITTING_ENROLLMENT = f"""NOT EXISTS (
+    SELECT 1 FROM enrollments e WHERE e.vendor = tgt.vendor AND e.course_key = tgt.course_key
+      AND e.person_key = tgt.person_key AND e.deleted_at IS NULL AND e.role = 'student'
+      AND e.state IN {_SUBMITTING})"""
+_ORPHANED: dict[str, str] = {
+    "submissions": f"""(EXISTS (
+        SELECT 1 FROM assignments a WHERE a.assignment_key = tgt.assignment_key
+          AND a.deleted_at IS NOT NULL) OR {_NO_SUBMITTING_ENROLLMENT})""",
+    "attendance_rates": _NO_SUBMITTING_ENROLLMENT,
+}
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """A domain's cursor and the staging window of the load that set it."""
+
+    cursor: datetime
+    window: str | None
+    run_id: str | None
+
+
+def read_state(dsn: str, *, institution: str, vendor: str) -> dict[str, SyncState]:
+    """Cursors per domain from ``_sync_state`` (empty for a database that does not exist yet)."""
+    if not dsn.startswith("md:") and not Path(dsn).exists():
+        return {}
+    con = connect(dsn, memory_limit=None)
+    try:
+        ensure_schema(con)
+        rows = con.execute(
+            "SELECT domain, cursor, staging_window, run_id FROM _sync_state"
+            " WHERE institution = $inst AND vendor = $vendor",
+            {"inst": institution, "vendor": vendor},
+        ).fetchall()
+    finally:
+        con.close()
+    return {d: SyncState(cursor=c, window=w, run_id=r) for d, c, w, r in rows if c is not None}
 
 
 @dataclass
@@ -239,9 +289,11 @@ def load_table(
     key: HmacKey,
     now: datetime,
     courses_loaded: Sequence[str],
+    partial_courses: Sequence[str] = (),
 ) -> TableCounts:
     """Load one table from stage 1 of its normalization (``parquet``, written by ``tmap``); the
-    caller holds the domain's transaction."""
+    caller holds the domain's transaction. ``partial_courses`` (a subset of ``courses_loaded``)
+    hold only changes: upserted, never soft-deleted by absence, orphans soft-deleted instead."""
     t = table
     names = set(columns)
     src = f"({typed_sql(tmap, _pq(parquet))})"
@@ -321,7 +373,8 @@ def load_table(
     ).fetchone()
     counts.inserted = int(row[0]) if row else 0
 
-    if t.delete_absent and t.course_ref and courses_loaded:
+    complete = [c for c in courses_loaded if c not in set(partial_courses)]
+    if t.delete_absent and t.course_ref and complete:
         row = _exec(
             con,
             f"""
@@ -331,12 +384,31 @@ def load_table(
                   SELECT {key_sql("courses", "c")} FROM (SELECT unnest($courses) AS c))
               AND NOT EXISTS (SELECT 1 FROM {_PREPARED} s WHERE s.{k} = tgt.{k})
             """,
-            {**params, "courses": list(courses_loaded)},
+            {**params, "courses": complete},
         ).fetchone()
         counts.deleted = int(row[0]) if row else 0
+    if partial_courses and t.name in _ORPHANED:
+        counts.deleted += _delete_orphans(con, t, params, list(partial_courses))
 
     con.execute(f"DROP TABLE IF EXISTS {_PREPARED}")
     return counts
+
+
+def _delete_orphans(
+    con: duckdb.DuckDBPyConnection, t: Table, params: dict[str, object], courses: list[str]
+) -> int:
+    row = _exec(
+        con,
+        f"""
+        UPDATE {t.name} AS tgt SET deleted_at = $now
+        WHERE tgt.vendor = $vendor AND tgt.deleted_at IS NULL
+          AND tgt.course_key IN (
+              SELECT {key_sql("courses", "c")} FROM (SELECT unnest($courses) AS c))
+          AND {_ORPHANED[t.name]}
+        """,
+        {**params, "courses": courses},
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection, t: Table) -> None:
@@ -377,6 +449,7 @@ def write_bookkeeping(
     totals: TableCounts,
     status: str,
     cursor: datetime | None,
+    window: str | None = None,
 ) -> None:
     """Record the run and advance the domain cursor (call after the domain's data committed)."""
     con.execute("BEGIN")
@@ -399,10 +472,12 @@ def write_bookkeeping(
                 {"inst": institution, "vendor": vendor, "domain": domain},
             )
             con.execute(
-                "INSERT INTO _sync_state VALUES ($inst, $vendor, $domain, $cursor, $run, $at)",
+                "INSERT INTO _sync_state (institution, vendor, domain, cursor, run_id,"
+                " updated_at, staging_window) VALUES ($inst, $vendor, $domain, $cursor, $run,"
+                " $at, $window)",
                 {
                     "inst": institution, "vendor": vendor, "domain": domain,
-                    "cursor": cursor, "run": run_id, "at": finished_at,
+                    "cursor": cursor, "run": run_id, "at": finished_at, "window": window,
                 },
             )  # fmt: skip
         con.execute("COMMIT")

@@ -15,7 +15,10 @@ Parquet files; Parse columns stay text), then typed, tokenized, validated, quara
 by DuckDB SQL over those files in **one DuckDB transaction**. Only rows of courses
 listed in ``courses_loaded`` for the domain are read, and only those courses can have rows
 soft-deleted. After the domain commits, ``_sync_runs`` gets a row and ``_sync_state`` its
-cursor (= ``now``, the run's start).
+cursor (``cursors[domain]``, default ``now``, the run's start) and the staging ``window`` read.
+
+``partial`` names, per staged stream, the courses whose partition holds only changes (an
+incremental window): their rows are upserted, never soft-deleted by absence (``load.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +35,7 @@ import polars as pl
 from opentelemetry import trace
 
 from transforms.canonical import table as canonical_table
+from transforms.chaos import chaos_kill
 from transforms.load import TableCounts, connect, ensure_schema, load_table, write_bookkeeping
 from transforms.mapping import TableMap, VendorMapping
 from transforms.normalize import normalize
@@ -107,6 +111,9 @@ def load_staged(
     vendor: str,
     now: datetime,
     tracer: trace.Tracer | None = None,
+    partial: Mapping[str, Collection[str]] | None = None,
+    cursors: Mapping[str, datetime] | None = None,
+    windows: Mapping[str, str] | None = None,
 ) -> LoadReport:
     """Normalize, tokenize, validate and load every domain of ``courses_loaded``; see the module
     docstring. ``tracer`` defaults to ``get_tracer("lms_sync.transforms")`` (tests pass their own).
@@ -132,6 +139,8 @@ def load_staged(
                 _load_domain(
                     con, tracer, report, Path(work), frames, courses, mapping, domain,
                     hmac_key, run_id, institution, vendor, now,
+                    partial=partial or {}, cursor=(cursors or {}).get(domain, now),
+                    window=(windows or {}).get(domain),
                 )  # fmt: skip
         finally:
             con.execute(f"DROP TABLE IF EXISTS {TOKENS_TABLE}")
@@ -181,6 +190,10 @@ def _load_domain(
     institution,
     vendor,
     now,
+    *,
+    partial,
+    cursor,
+    window,
 ) -> None:
     started = datetime.now(UTC)
     totals = TableCounts()
@@ -201,6 +214,7 @@ def _load_domain(
                     con, table=spec, tmap=tmap, parquet=paths, columns=columns, vendor=vendor,
                     key=key,
                     now=now, courses_loaded=courses,
+                    partial_courses=[c for c in courses if c in set(partial.get(tmap.stream, ()))],
                 )  # fmt: skip
                 for path in paths:
                     path.unlink(missing_ok=True)
@@ -227,20 +241,22 @@ def _load_domain(
                 tmap.table, counts.extracted, counts.loaded, counts.inserted, counts.updated,
                 counts.deleted, sum(counts.quarantined.values()),
             )  # fmt: skip
+        chaos_kill(f"load:{domain}")
         con.execute("COMMIT")
     except Exception as exc:
         con.execute("ROLLBACK")
         write_bookkeeping(
             con, run_id=run_id, institution=institution, vendor=vendor, domain=domain,
             started_at=started, finished_at=datetime.now(UTC), courses_loaded=len(courses),
-            totals=totals, status="failed", cursor=None,
+            totals=totals, status="failed", cursor=None, window=window,
         )  # fmt: skip
         raise TransformError(
             f"domain {domain}: loading table {current} failed: {type(exc).__name__}: "
             f"{_redact(str(exc))}"
         ) from None
+    chaos_kill(f"cursor:{domain}")
     write_bookkeeping(
         con, run_id=run_id, institution=institution, vendor=vendor, domain=domain,
         started_at=started, finished_at=datetime.now(UTC), courses_loaded=len(courses),
-        totals=totals, status="completed", cursor=now,
+        totals=totals, status="completed", cursor=cursor, window=window,
     )  # fmt: skip

@@ -222,6 +222,15 @@ class Manifest:
     source_urls: dict[str, list[str]]
     row_count: int
     path: str = field(default="", compare=False)
+    # Incremental windows: streams fetched with a ``since`` (stream → since, ISO 8601). Their rows
+    # are the changes only, so the loader upserts them and never soft-deletes what is absent.
+    partial: dict[str, str] = field(default_factory=dict)
+    # The signpost: when the run that fetched this partition started. A cursor built from this
+    # partition never moves past it (changes made while the run fetched are caught next time).
+    until: str | None = None
+
+    def is_partial(self, stream: str) -> bool:
+        return stream in self.partial
 
     def file(self, stream: str) -> str:
         """Full path of a stream's Parquet file."""
@@ -238,6 +247,10 @@ class Manifest:
             "raw_archive": self.raw_archive,
             "source_urls": self.source_urls,
         }
+        if self.partial:
+            body["partial"] = self.partial
+        if self.until is not None:
+            body["until"] = self.until
         return json.dumps(body, indent=2, ensure_ascii=False)
 
     @classmethod
@@ -255,6 +268,8 @@ class Manifest:
             source_urls=body["source_urls"],
             row_count=body["row_count"],
             path=path,
+            partial=dict(body.get("partial") or {}),
+            until=body.get("until"),
         )
 
 
@@ -331,6 +346,8 @@ class PartitionWriter:
         run_id: str,
         streams: Mapping[str, pa.Schema],
         row_group_rows: int = ROW_GROUP_ROWS,
+        partial: Mapping[str, str] | None = None,
+        until: datetime | None = None,
     ) -> None:
         if not streams:
             raise ValueError(f"partition {key.relpath} declares no streams")
@@ -343,6 +360,11 @@ class PartitionWriter:
             raise ValueError("row_group_rows must be positive")
         self.key = key
         self.run_id = run_id
+        self.partial = dict(partial or {})
+        unknown = sorted(set(self.partial) - set(streams))
+        if unknown:
+            raise ValueError(f"partial streams {unknown} are not declared for {key.relpath}")
+        self.until = until.astimezone(UTC).isoformat() if until is not None else None
         self._store = store
         self._final = store._partition_dir(key)
         self._final.parent.mkdir(parents=True, exist_ok=True)
@@ -378,6 +400,13 @@ class PartitionWriter:
     def row_groups(self, stream: str) -> int:
         """Row groups of ``stream`` already written to its file."""
         return self._sinks[stream].row_groups
+
+    def mark_partial(self, stream: str, since: str) -> None:
+        """Record that ``stream`` holds only changes after ``since`` (before commit)."""
+        self._require_open()
+        if stream not in self._sinks:
+            raise StagingSchemaError(f"stream {stream!r} is not declared for {self.key.relpath}")
+        self.partial[stream] = since
 
     def write(self, stream: str, table: pa.Table, *, page: PageMeta) -> None:
         """Append one page: its rows to the stream's Parquet file, its raw body to the archive."""
@@ -468,6 +497,8 @@ class PartitionWriter:
             source_urls={name: sink.urls for name, sink in self._sinks.items()},
             row_count=sum(s["rows"] for s in streams.values()),
             path=str(self._final),
+            partial=self.partial,
+            until=self.until,
         )
 
     def _discard(self) -> None:
@@ -561,9 +592,17 @@ class StagingStore:
         run_id: str,
         streams: Mapping[str, pa.Schema],
         row_group_rows: int = ROW_GROUP_ROWS,
+        partial: Mapping[str, str] | None = None,
+        until: datetime | None = None,
     ) -> PartitionWriter:
         return PartitionWriter(
-            self, key, run_id=run_id, streams=streams, row_group_rows=row_group_rows
+            self,
+            key,
+            run_id=run_id,
+            streams=streams,
+            row_group_rows=row_group_rows,
+            partial=partial,
+            until=until,
         )
 
     def manifest(self, key: PartitionKey) -> Manifest:
