@@ -22,6 +22,7 @@ from emulators.canvas.settings import (
 )
 from emulators.canvas.throttle import ThrottleSettings
 from emulators.moodle import cli as moodle_cli
+from emulators.oneroster import cli as oneroster_cli
 
 
 def _add_canvas(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +96,8 @@ _VENDORS: dict[
     "canvas": (_add_canvas, _run_canvas),
     "blackboard": (blackboard_cli.add_arguments, blackboard_cli.run),
     "moodle": (moodle_cli.add_arguments, moodle_cli.run),
+    "oneroster": (oneroster_cli.add_arguments, oneroster_cli.run),
+    "oneroster-bundle": (oneroster_cli.add_bundle_arguments, oneroster_cli.run_bundle),
 }
 
 
