@@ -1,0 +1,518 @@
+"""Canvas Data 2 tables → the staged streams the REST path stages, and the bulk staging of a domain.
+
+The bulk path lands the *same* streams and columns as ``connectors/canvas/endpoints.py`` (so the
+existing Canvas mapping lands the same canonical tables). DAP column → staged column:
+
+=================  ========================================================================
+stream             from
+=================  ========================================================================
+``assignments``    ``assignments``: ``title`` → name, ``context_id`` → course_id,
+                   ``workflow_state == 'published'`` → published, ``submission_types`` comma
+                   list → JSON array; other columns by name
+``submissions``    ``submissions``: columns by name (``key.id`` → id)
+``course_grades``  ``enrollments`` (type StudentEnrollment; ``workflow_state`` →
+                   enrollment_state) left-joined to ``scores`` on ``enrollment_id``
+                   (``current_score`` → grades__current_score, …)
+=================  ========================================================================
+
+How a domain is staged (:func:`stage_bulk_domain`), per DAP table:
+
+1. the export-job state machine runs a snapshot (no watermark yet, or the vendor answers
+   ``SnapshotRequired``) or an incremental since the table's committed watermark;
+2. its objects stream to files (gzip decompressed on the fly) and are parsed in batches into a
+   *changes* Parquet: key, action, ts, every value as the vendor's text (numbers and booleans in
+   their JSON spelling, as ``connectors/extract.py`` stages REST values), and lineage — the object
+   URL without its signature, the object's index as the page number, the line as record index;
+3. the changes are merged onto the table's state as of the previous watermark (the latest
+   version of each key wins; ``D`` records remove the key), giving the table's complete state as
+   of the new watermark, written next to staging as ``_bulk_state/{table}/{watermark}.parquet``.
+
+The streams are then projected from those states into **one complete partition** (course
+``all``) whose rows carry their own ``_course_id``. Because the partition is complete, a key that
+DAP deleted (``D``) is absent from it, and the loader's delete-by-absence soft-deletes its row
+(``deleted_at``), exactly as when a record vanishes from the REST API. Only rows of ``course_ids``
+(the courses the flow syncs, e.g. not deleted ones) are staged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from connectors.canvas import endpoints as ep
+from connectors.canvas.dap import DapClient, DapExport
+from connectors.export_jobs import (
+    Download,
+    JobRecord,
+    JobStore,
+    PollSchedule,
+    StagingJobStore,
+    download_object,
+    finish_export,
+    run_export,
+)
+from connectors.redaction import redact_url
+from transforms.staging import LINEAGE_SCHEMA, PageMeta, PartitionKey, StagingStore, stream_schema
+
+__all__ = [
+    "BULK_COURSE",
+    "DOMAIN_TABLES",
+    "TABLES",
+    "BulkOutcome",
+    "DapTable",
+    "stage_bulk_domain",
+]
+
+BULK_COURSE = "all"
+_BATCH = 50_000
+
+
+@dataclass(frozen=True)
+class DapTable:
+    """The DAP columns the bulk path reads from a table, and which one names the course."""
+
+    name: str
+    columns: tuple[str, ...]
+    course_column: str | None
+
+
+TABLES: dict[str, DapTable] = {
+    t.name: t
+    for t in (
+        DapTable(
+            "submissions",
+            (*(c for c in ep.SUBMISSIONS.columns if c != "id"), "course_id"),
+            "course_id",
+        ),
+        DapTable(
+            "assignments",
+            (
+                "context_id",
+                "context_type",
+                "title",
+                "points_possible",
+                "due_at",
+                "lock_at",
+                "unlock_at",
+                "grading_type",
+                "workflow_state",
+                "omit_from_final_grade",
+                "submission_types",
+                "assignment_group_id",
+                "position",
+                "created_at",
+                "updated_at",
+            ),
+            "context_id",
+        ),
+        DapTable(
+            "enrollments",
+            ("user_id", "course_id", "course_section_id", "type", "workflow_state", "updated_at"),
+            "course_id",
+        ),
+        DapTable(
+            "scores",
+            (
+                "enrollment_id",
+                "course_score",
+                "current_score",
+                "final_score",
+                "unposted_current_score",
+                "unposted_final_score",
+                "override_score",
+                "current_grade",
+                "final_grade",
+                "override_grade",
+            ),
+            None,
+        ),
+    )
+}
+
+# Which DAP tables feed a domain's streams. Only gradebook has a bulk plan so far.
+DOMAIN_TABLES: dict[str, tuple[str, ...]] = {
+    "gradebook": ("assignments", "submissions", "enrollments", "scores"),
+}
+DOMAIN_STREAMS: dict[str, tuple[str, ...]] = {
+    "gradebook": (ep.ASSIGNMENTS.stream, ep.SUBMISSIONS.stream, ep.COURSE_GRADES.stream),
+}
+_ENDPOINTS = {e.stream: e for e in (ep.ASSIGNMENTS, ep.SUBMISSIONS, ep.COURSE_GRADES)}
+
+
+# ---- parsing objects into changes -------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    """Same spelling as ``connectors.extract`` stages REST values (JSON for non-strings)."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _changes_schema(table: DapTable) -> pa.Schema:
+    fields = [pa.field("_key", pa.string()), pa.field("_action", pa.string())]
+    fields += [pa.field("_ts", pa.string())]
+    fields += [pa.field(f"v__{c}", pa.string()) for c in table.columns]
+    return pa.schema(fields + list(LINEAGE_SCHEMA))
+
+
+def _parse_objects(
+    record: JobRecord, table: DapTable, dest: Path, *, run_id: str, trace: tuple[str, str]
+) -> int:
+    """Every downloaded JSONL object → one changes Parquet, ``_BATCH`` lines at a time."""
+    schema = _changes_schema(table)
+    rows = 0
+    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
+    with pq.ParquetWriter(temp, schema, compression="zstd") as writer:
+        for info in sorted(record.files.values(), key=lambda i: i["index"]):
+            url = info.get("url", "")
+            fetched = datetime.fromtimestamp(info.get("fetched_at", 0.0), UTC)
+            for batch in _batches(Path(info["path"])):
+                n = len(batch)
+                cols: dict[str, list] = {name: [] for name in schema.names}
+                for index, line in batch:
+                    rec = json.loads(line)
+                    value = rec.get("value") or {}
+                    meta = rec.get("meta") or {}
+                    cols["_key"].append(_text(rec["key"]["id"]))
+                    cols["_action"].append(meta.get("action", "U"))
+                    cols["_ts"].append(meta.get("ts"))
+                    for c in table.columns:
+                        cols[f"v__{c}"].append(_text(value.get(c)))
+                    course = value.get(table.course_column) if table.course_column else None
+                    cols["_course_id"].append(_text(course))
+                    cols["_record_index"].append(index)
+                cols["_run_id"] = [run_id] * n
+                cols["_source_url"] = [url] * n
+                cols["_page_number"] = [int(info["index"])] * n
+                cols["_fetched_at"] = [fetched] * n
+                cols["_trace_id"] = [trace[0]] * n
+                cols["_span_id"] = [trace[1]] * n
+                writer.write_table(pa.table(cols, schema=schema))
+                rows += n
+    os.replace(temp, dest)
+    return rows
+
+
+def _batches(path: Path) -> Iterator[list[tuple[int, bytes]]]:
+    batch: list[tuple[int, bytes]] = []
+    with open(path, "rb") as f:
+        for index, line in enumerate(f):
+            if line.strip():
+                batch.append((index, line))
+            if len(batch) >= _BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+# ---- table state ------------------------------------------------------------------------------
+
+
+def _safe(watermark: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]", "", watermark)
+
+
+def _state_dir(staging: StagingStore, institution: str, table: str) -> Path:
+    return staging.root / institution / "canvas" / "_bulk_state" / table
+
+
+def _merge(base: Path | None, changes: Path, dest: Path) -> None:
+    """The table as of the new watermark: base rows without a newer version, plus the changes'
+    latest ``U`` rows (``D`` keys dropped). Streams through Polars; memory stays bounded."""
+    ch = pl.scan_parquet(changes)
+    latest = ch.filter(pl.col("_action") == "U").drop("_action")
+    if base is not None:
+        kept = pl.scan_parquet(base).join(ch.select("_key"), on="_key", how="anti")
+        merged = pl.concat([kept, latest], how="vertical")
+    else:
+        merged = latest
+    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
+    merged.sink_parquet(temp, compression="zstd")
+    os.replace(temp, dest)
+
+
+# ---- projection to the REST streams ------------------------------------------------------------
+
+_LINEAGE = [pl.col(n) for n in LINEAGE_SCHEMA.names]
+
+
+def _v(name: str) -> pl.Expr:
+    return pl.col(f"v__{name}")
+
+
+def _project(stream: str, states: Mapping[str, Path], courses: list[str]) -> pl.LazyFrame:
+    columns = _ENDPOINTS[stream].columns
+    if stream == "submissions":
+        lf = pl.scan_parquet(states["submissions"])
+        exprs = {c: (pl.col("_key") if c == "id" else _v(c)) for c in columns}
+    elif stream == "assignments":
+        lf = pl.scan_parquet(states["assignments"])
+        types = _v("submission_types")
+        exprs = {c: _v(c) for c in columns}
+        exprs.update(
+            id=pl.col("_key"),
+            course_id=_v("context_id"),
+            name=_v("title"),
+            published=pl.when(_v("workflow_state").is_null())
+            .then(pl.lit(None, pl.String))
+            .otherwise(
+                pl.when(_v("workflow_state") == "published")
+                .then(pl.lit("true"))
+                # an unknown state stays visible to the normalizer's boolean rule
+                .otherwise(pl.lit("false"))
+            ),
+            submission_types=pl.when(types.is_null())
+            .then(pl.lit(None, pl.String))
+            .otherwise(
+                pl.concat_str([pl.lit('["'), types.str.replace_all(",", '","'), pl.lit('"]')])
+            ),
+        )
+    elif stream == "course_grades":
+        enr = pl.scan_parquet(states["enrollments"]).filter(_v("type") == "StudentEnrollment")
+        scores = (
+            pl.scan_parquet(states["scores"])
+            .filter(_v("course_score") != "false")
+            .select(
+                pl.col("v__enrollment_id").alias("_enrollment"),
+                *[_v(c).alias(f"s__{c}") for c in TABLES["scores"].columns[2:]],
+            )
+        )
+        lf = enr.join(scores, left_on="_key", right_on="_enrollment", how="left")
+        exprs = {c: pl.lit(None, pl.String) for c in columns}
+        exprs.update(
+            id=pl.col("_key"),
+            user_id=_v("user_id"),
+            course_section_id=_v("course_section_id"),
+            enrollment_state=_v("workflow_state"),
+            updated_at=_v("updated_at"),
+            override_score=pl.col("s__override_score"),
+            override_grade=pl.col("s__override_grade"),
+            **{
+                f"grades__{c}": pl.col(f"s__{c}")
+                for c in (
+                    "current_score",
+                    "final_score",
+                    "current_grade",
+                    "final_grade",
+                    "unposted_current_score",
+                    "unposted_final_score",
+                )
+            },
+        )
+    else:
+        raise ValueError(f"no bulk projection for stream {stream!r}")
+    return lf.filter(pl.col("_course_id").is_in(courses)).select(
+        [exprs[c].cast(pl.String).alias(c) for c in columns] + _LINEAGE
+    )
+
+
+# ---- staging a domain -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """What one bulk staging did. ``watermarks`` (table → ``until``/``at``) is the cursor to store
+    in ``_sync_state`` once the load that reads this partition commits."""
+
+    domain: str
+    status: str  # staged | reused
+    rows: int
+    courses: list[str]
+    watermarks: dict[str, str]
+    snapshots: list[str] = field(default_factory=list)  # tables fetched as snapshots
+    jobs_created: int = 0
+    partition: str = ""
+
+
+def stage_bulk_domain(
+    dap: DapClient,
+    staging: StagingStore,
+    key: PartitionKey,
+    *,
+    run_id: str,
+    course_ids: Iterable[str],
+    watermarks: Mapping[str, str] | None = None,
+    jobs: JobStore | None = None,
+    schedule: PollSchedule | None = None,
+) -> BulkOutcome:
+    """Stage one domain institution-wide from Canvas Data 2 as a complete partition.
+
+    ``key.course_id`` must be :data:`BULK_COURSE`. ``watermarks`` are the per-table cursors of
+    the last committed load (from ``_sync_state``); a table without one, or whose state file is
+    gone, is fetched as a snapshot. Export jobs are saved in ``jobs`` (default: staging notes),
+    so a killed run resumes the same vendor jobs. Committed partitions are reused.
+    """
+    if key.course_id != BULK_COURSE:
+        raise ValueError(f"a bulk partition's course_id is {BULK_COURSE!r}, got {key.course_id!r}")
+    tables = DOMAIN_TABLES.get(key.domain)
+    if tables is None:
+        raise ValueError(f"no Canvas Data 2 plan for domain {key.domain!r}")
+    jobs = jobs or StagingJobStore(staging, institution=key.institution)
+    note_name = f"bulk__{key.domain}__{key.window}"
+    if staging.is_committed(key):
+        note = staging.notes(institution=key.institution, run_id=StagingJobStore.RUN)
+        saved = note.get(note_name, {})
+        manifest = staging.manifest(key)
+        return BulkOutcome(
+            key.domain,
+            "reused",
+            manifest.row_count,
+            list(saved.get("courses", [])),
+            dict(saved.get("watermarks", {})),
+            partition=str(manifest.path),
+        )
+    courses = sorted({str(c) for c in course_ids}, key=lambda c: (len(c), c))
+    work = staging.root / key.institution / "canvas" / "_exports"
+    states: dict[str, Path] = {}
+    new_marks: dict[str, str] = {}
+    snapshots: list[str] = []
+    records: list[JobRecord] = []
+    created = 0
+    for table in tables:
+        spec = TABLES[table]
+        folder = _state_dir(staging, key.institution, table)
+        folder.mkdir(parents=True, exist_ok=True)
+        mark = (watermarks or {}).get(table)
+        base = folder / f"{_safe(mark)}.parquet" if mark else None
+        if base is not None and not base.is_file():
+            base = None  # state gone (expired staging): start over from a snapshot
+        request = {"table": table, "format": "jsonl", "since": mark if base else None}
+        adapter = DapExport(dap)
+        record = run_export(
+            adapter,
+            jobs,
+            f"canvas/dap/{key.domain}/{table}",
+            request,
+            workdir=work / table,
+            fetch=lambda item, path: _fetch(dap, item, path),
+            schedule=schedule,
+        )
+        created += record.created_jobs
+        records.append(record)
+        doc = record.result or {}
+        if record.request.get("since") is None:
+            base = None
+            snapshots.append(table)
+        until = doc.get("until") or doc.get("at")
+        if not until:
+            raise ValueError(f"DAP job {record.job_id} for {table} has no until/at")
+        changes = work / table / f"{record.job_id}.changes.parquet"
+        if not changes.is_file():
+            _parse_objects(record, spec, changes, run_id=run_id, trace=_trace(record))
+        dest = folder / f"{_safe(until)}.parquet"
+        if not dest.is_file():
+            _merge(base, changes, dest)
+        states[table], new_marks[table] = dest, until
+    rows = _write_partition(staging, key, run_id=run_id, states=states, courses=courses)
+    staging.write_note(
+        institution=key.institution,
+        run_id=StagingJobStore.RUN,
+        name=note_name,
+        body={"courses": courses, "watermarks": new_marks, "run_id": run_id},
+    )
+    for record in records:
+        finish_export(jobs, record)
+        (work / record.request["table"] / f"{record.job_id}.changes.parquet").unlink(
+            missing_ok=True
+        )
+    for table in tables:
+        _prune_states(_state_dir(staging, key.institution, table), keep=3)
+    return BulkOutcome(
+        key.domain,
+        "staged",
+        rows,
+        courses,
+        new_marks,
+        snapshots,
+        created,
+        str(staging.manifest(key).path),
+    )
+
+
+def _fetch(dap: DapClient, item: Download, path: Path) -> dict[str, Any]:
+    info = download_object(dap.downloads, item, path)
+    return {
+        **info,
+        "url": redact_url(httpx.URL(item.url)).split("?", 1)[0],
+        "fetched_at": datetime.now(UTC).timestamp(),
+    }
+
+
+def _trace(record: JobRecord) -> tuple[str, str]:
+    """Bulk rows carry the job as their trace: a stable id per export job."""
+    raw = str(record.job_id)
+    job = uuid.UUID(raw) if _is_uuid(raw) else uuid.uuid5(uuid.NAMESPACE_URL, raw)
+    return job.hex, job.hex[:16]
+
+
+def _is_uuid(value: str | None) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _write_partition(
+    staging: StagingStore,
+    key: PartitionKey,
+    *,
+    run_id: str,
+    states: Mapping[str, Path],
+    courses: list[str],
+) -> int:
+    streams = {s: stream_schema(_ENDPOINTS[s].columns) for s in DOMAIN_STREAMS[key.domain]}
+    work = staging.root / key.institution / "canvas" / "_exports"
+    temp_dir = work / f".project-{uuid.uuid4().hex}"
+    temp_dir.mkdir(parents=True)
+    try:
+        with staging.writer(key, run_id=run_id, streams=streams) as writer:
+            for stream, schema in streams.items():
+                path = temp_dir / f"{stream}.parquet"
+                _project(stream, states, courses).sink_parquet(path, compression="lz4")
+                source = pq.ParquetFile(path)
+                fetched = datetime.now(UTC)
+                for number, batch in enumerate(source.iter_batches(batch_size=65_536), 1):
+                    table = pa.Table.from_batches([batch]).cast(schema)
+                    raw = json.dumps(
+                        {"bulk": "canvas-data-2", "stream": stream, "rows": table.num_rows}
+                    ).encode()
+                    writer.write(
+                        stream,
+                        table,
+                        page=PageMeta(
+                            stream=stream,
+                            number=number,
+                            url=f"dap:canvas/{stream}",
+                            status=200,
+                            fetched_at=fetched,
+                            raw=raw,
+                            trace_id="",
+                            span_id="",
+                        ),
+                    )
+        return writer.manifest.row_count
+    finally:
+        for p in temp_dir.glob("*"):
+            p.unlink(missing_ok=True)
+        temp_dir.rmdir()
+
+
+def _prune_states(folder: Path, *, keep: int) -> None:
+    files = sorted(folder.glob("*.parquet"))
+    for old in files[:-keep]:
+        old.unlink(missing_ok=True)
