@@ -186,11 +186,49 @@ def _blackboard_quota(outcome: Outcome, data: Any) -> Verdict | None:
 BLACKBOARD_RULES: tuple[Rule, ...] = (_blackboard_quota,)
 
 
+# --- OneRoster ----------------------------------------------------------------------------------
+
+# OneRoster 1.2 REST binding, "Status codes": a failed request carries the status-info payload
+# {"imsx_codeMajor": "failure", "imsx_severity": "error", "imsx_description": "...",
+#  "imsx_CodeMinor": {"imsx_codeMinorField": [{"imsx_codeMinorFieldName": "TargetEndSystem",
+#  "imsx_codeMinorFieldValue": "invalid_filter_field"}]}}.
+_ONEROSTER_CONFIG_MINORS = frozenset({"unauthorisedrequest", "forbidden"})
+_ONEROSTER_TRANSIENT_MINORS = frozenset({"server_busy", "internal_server_error"})
+
+
+def _oneroster_status_info(outcome: Outcome, data: Any) -> Verdict | None:
+    """Name the imsx code minor in the verdict; unauthorised/forbidden are configuration errors
+    (credentials or scopes to fix), ``server_busy`` is transient whatever the status."""
+    if not isinstance(outcome, httpx.Response) or outcome.is_success:
+        return None
+    try:
+        body = json.loads(outcome.content) if outcome.content else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(body, dict) or "imsx_codeMajor" not in body:
+        return None
+    fields = (body.get("imsx_CodeMinor") or {}).get("imsx_codeMinorField") or []
+    minors = [str(f.get("imsx_codeMinorFieldValue")) for f in fields if isinstance(f, dict)]
+    minor = minors[0] if minors else str(body.get("imsx_codeMajor"))
+    reason = f"oneroster {minor}"
+    if minor in _ONEROSTER_TRANSIENT_MINORS or outcome.status_code >= 500:
+        return Verdict(Action.RETRY, "transient", reason)
+    if outcome.status_code == 429:
+        return Verdict(Action.THROTTLED, "transient", reason)
+    if minor in _ONEROSTER_CONFIG_MINORS or outcome.status_code == 401:
+        return Verdict(Action.FAIL, "configuration", reason)
+    return Verdict(Action.FAIL, "permanent", reason)
+
+
+ONEROSTER_RULES: tuple[Rule, ...] = (_oneroster_status_info,)
+
+
 def vendor_message(outcome: Outcome, data: Any = None) -> str:
     """The vendor's own error text, from its error fields only (never the raw body).
 
     Understands Canvas `{"errors":[{"message":..}]}`, `{"errors":{attr:[..]}}`, `{"error":..}`,
-    Moodle `{"errorcode":..,"message":..}` and Blackboard `{"status":..,"code":..,"message":..}`.
+    Moodle `{"errorcode":..,"message":..}`, Blackboard `{"status":..,"code":..,"message":..}`
+    and OneRoster `{"imsx_codeMajor":..,"imsx_description":..}`.
     """
     if isinstance(outcome, BaseException):
         return type(outcome).__name__
@@ -209,7 +247,7 @@ def vendor_message(outcome: Outcome, data: Any = None) -> str:
         parts += [str(e["message"]) for e in errors if isinstance(e, dict) and "message" in e]
     elif isinstance(errors, dict):
         parts += [str(attribute) for attribute in errors]
-    for key in ("message", "error"):
+    for key in ("message", "error", "imsx_description"):
         if isinstance(data.get(key), str):
             parts.append(data[key])
     return ": ".join(parts)

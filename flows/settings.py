@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,7 +93,9 @@ class SourceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     vendor: Vendor
-    base_url: str
+    base_url: str | None = None
+    bundle_uri: str | None = None
+    modified_since: datetime | None = None
     token: SecretStr | None = None
     token_env: str | None = None
     client_id: str | None = None
@@ -109,8 +112,8 @@ class SourceSettings(BaseModel):
 
     @field_validator("base_url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        return _check_url(value)
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
 
     @field_validator("token", "client_secret")
     @classmethod
@@ -148,6 +151,16 @@ class InstitutionConfig(BaseSettings):
     token: SecretStr | None = Field(None, description="Canvas API token / Moodle web-service token")
     client_id: str | None = Field(None, description="OAuth2 client id (Blackboard, OneRoster)")
     client_secret: SecretStr | None = None
+    bundle_uri: str | None = Field(
+        None,
+        description="OneRoster: a CSV bundle (folder or .zip; path or file:// URI) to read"
+        " instead of the REST service at base_url",
+    )
+    modified_since: datetime | None = Field(
+        None,
+        description="OneRoster REST: only records changed after this instant"
+        " (filter=dateLastModified>'...'); unset: a full pull",
+    )
     account_id: str = Field("1", description="Canvas root account id whose courses are synced")
     term_filter: str | None = Field(None, description="enrollment term id or 'sis_term_id:X'")
     course_ids: list[str] | None = Field(None, description="limit the sync to these course ids")
@@ -228,13 +241,18 @@ class InstitutionConfig(BaseSettings):
     def _credentials(self) -> InstitutionConfig:
         if self.sources:
             return self
-        if self.base_url is None:
-            raise ValueError(
-                "base_url: required — the LMS root URL (LMS_SYNC_BASE_URL), or list [[sources]]"
-            )
         return self.check_credentials()
 
     def check_credentials(self) -> InstitutionConfig:
+        bundle = self.vendor == "oneroster" and self.bundle_uri is not None
+        if self.base_url is None and not bundle:
+            hint = " (or bundle_uri, a OneRoster CSV bundle)" if self.vendor == "oneroster" else ""
+            raise ValueError(
+                "base_url: required — the LMS root URL (LMS_SYNC_BASE_URL), or list [[sources]]"
+                + hint
+            )
+        if bundle:
+            return self  # a CSV bundle needs no credentials
         if self.vendor in ("canvas", "moodle") and self.token is None:
             raise ValueError(
                 f"token: required for vendor '{self.vendor}' (LMS_SYNC_TOKEN or 'token' in file)"

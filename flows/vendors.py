@@ -79,6 +79,25 @@ def open_source(config: InstitutionConfig) -> Source:
         if config.course_ids and config.daily_call_budget_share is not None:
             source.preflight(config.course_ids)  # list_courses is skipped: check the budget here
         return source
+    if config.vendor == "oneroster":
+        from connectors.oneroster.source import OneRosterSource
+
+        http = config.http
+        secret = config.client_secret.get_secret_value() if config.client_secret else None
+        try:
+            return OneRosterSource(
+                bundle_uri=config.bundle_uri,
+                base_url=None if config.bundle_uri else config.base_url,
+                client_id=config.client_id,
+                client_secret=secret,
+                modified_since=config.modified_since,
+                per_page=http.per_page,
+                max_in_flight=config.quota.max_in_flight_requests,
+                requests_per_second=config.quota.requests_per_second,
+                burst=config.quota.burst,
+            )
+        except ValueError as exc:  # a bundle that breaks the spec names file, line and column
+            raise ConfigError(f"oneroster: {exc}") from None
     raise ConfigError(f"vendor: '{config.vendor}' has no connector in this release yet")
 
 
@@ -95,4 +114,8 @@ def mapping_for(config: InstitutionConfig) -> VendorMapping:
         from connectors.blackboard.mapping import blackboard_mapping
 
         return blackboard_mapping(extra_credit_allowed=config.extra_credit_allowed)
+    if config.vendor == "oneroster":
+        from connectors.oneroster.mapping import oneroster_mapping
+
+        return oneroster_mapping()
     raise ConfigError(f"vendor: '{config.vendor}' has no mapping in this release yet")

@@ -15,7 +15,7 @@ with commas are quoted, empty optional columns stay empty, grade codes are ``KG`
 
 Planted faults for the malformed-bundle tests: ``break_header="enrollments"`` misspells that
 file's ``userSourcedId`` header (column 6); ``bad_role=True`` gives one enrollment the role
-``principal`` (not in the spec's vocabulary: a quarantine case, not a rejected file).
+``superintendent`` (not in the spec's vocabulary: a quarantine case, not a rejected file).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def write_bundle(
             for r in rows:
                 r["status"] = r["dateLastModified"] = None
         if bad_role and name == "enrollments" and rows:
-            planted = dict(rows[-1], sourcedId=BAD_ROLE_ENROLLMENT, role="principal")
+            planted = dict(rows[-1], sourcedId=BAD_ROLE_ENROLLMENT, role="superintendent")
             rows.append(planted)
         header = list(COLUMNS[name])
         if break_header == name:
