@@ -39,11 +39,11 @@ import json
 import threading
 import time
 import uuid
-from urllib.parse import parse_qsl
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -371,6 +371,7 @@ class DapService:
         self.settings = settings
         self.clock: float = ANCHOR + 3600  # the data's "now": every ground-truth change is before
         self.wall: Callable[[], float] = time.time  # what pre-signed URL and job expiry read
+        self.monotonic: Callable[[], float] = time.monotonic  # what the rate limits read
         self.fail_next_jobs = 0  # tests: the next N jobs end failed (ProcessingError)
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
@@ -439,7 +440,7 @@ class DapService:
         if not per_minute:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self.monotonic()
             window = self._windows.setdefault(endpoint, deque())
             while window and now - window[0] >= 60.0:
                 window.popleft()
