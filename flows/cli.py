@@ -1,6 +1,7 @@
 """``lms-sync``: the operator's entry point.
 
-lms-sync sync --config FILE [--window W] [--domain D ...]   run the institution flow now
+lms-sync sync --config FILE [--window W] [--domain D ...] [--full]
+                                                             run the institution flow now
 lms-sync sql [--config FILE | --db PATH] [QUERY]             query the serving database
 lms-sync emulate canvas --port P ...                         serve an emulated vendor
 lms-sync demo                                                the embedded end-to-end demo
@@ -48,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["roster", "gradebook", "engagement", "attendance"],
         help="limit to a domain (repeatable)",
     )
+    sync.add_argument(
+        "--full",
+        action="store_true",
+        help="fetch everything instead of the changes since the last sync, and soft-delete what"
+        " is gone (the periodic backstop of incremental sync)",
+    )
     sync.set_defaults(run=_sync)
 
     sql = sub.add_parser("sql", help="query the serving database")
@@ -81,6 +88,7 @@ def _sync(ns: argparse.Namespace) -> int:
             config_file=str(ns.config) if ns.config else None,
             window=ns.window,
             domains=ns.domains,
+            full=ns.full,
         )
     except ConfigError:
         raise
@@ -88,7 +96,10 @@ def _sync(ns: argparse.Namespace) -> int:
         print(f"lms-sync: sync of {config.institution_id} failed: {exc}", file=sys.stderr)
         return 1
     window = result["window"]
-    print(f"synced {result['courses']} courses of {config.institution_id} (window {window})")
+    print(
+        f"synced {result['courses']} courses of {config.institution_id} "
+        f"({result.get('mode', 'full')}, window {window})"
+    )
     return 0
 
 

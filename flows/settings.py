@@ -190,6 +190,13 @@ class InstitutionConfig(BaseSettings):
     engagement_lookback_days: int = Field(
         180, ge=1, le=3650, description="how far back page views are read on each sync"
     )
+    incremental_overlap_minutes: float = Field(
+        10.0,
+        ge=0,
+        le=1440,
+        description="how far before the cursor an incremental sync re-reads, so same-second "
+        "updates and clock skew between the LMS and this worker lose nothing",
+    )
     sources: list[SourceSettings] = Field(
         default_factory=list,
         description="several LMSs of one institution, landing in one serving database",

@@ -2,13 +2,23 @@
 
 Shape of a run::
 
-    bootstrap limits → list courses → sync_course × N (each: per domain, skip if the window's
-    partition is already staged, else stream pages into a new partition) → load_serving (one
-    writer: normalize, tokenize, validate, merge) → artifacts → Failed if any course is missing
+    bootstrap limits → read cursors → list courses → sync_course × N (each: per domain, skip if
+    the window's partition is already staged, else stream pages into a new partition) →
+    load_serving (one writer: normalize, tokenize, validate, merge; cursor after commit) →
+    artifacts → Failed if any course is missing
 
 The staging partition identity (institution, vendor, domain, window, course) is the cache key: a
 rerun of the same window after a crash fetches only what was not committed, and a new run id does
 not invalidate anything.
+
+Incremental sync: each domain's cursor lives in ``_sync_state`` with the window its load read.
+Without ``--full``, a domain with a cursor fetches only what changed since the cursor minus
+``incremental_overlap_minutes`` (``flows/stage.py``). The window name is derived from the state
+(``inc-<latest cursor>``, ``full-<latest cursor>`` for a forced full run, ``full-<date>`` before any
+cursor), so it changes exactly when a load commits: a crashed run's rerun finds its partitions, a
+run after a commit never reuses an older window's. The cursor a load writes is the earliest start
+of the runs that fetched its partitions (the signpost): what changed while they fetched is read
+again next time.
 """
 
 from __future__ import annotations
@@ -34,9 +44,10 @@ from connectors.errors import CircuitOpenError, PermanentError
 from flows.limits import VendorLimits, bootstrap_limits
 from flows.reporting import publish_artifacts
 from flows.settings import ConfigError, InstitutionConfig, load_config
-from flows.stage import stage_domain
+from flows.stage import DomainPlan, stage_domain
 from flows.telemetry import ensure_logging, flush, get_logger, tracer_provider
 from flows.vendors import Source, mapping_for, open_source
+from transforms.load import SyncState, read_state
 from transforms.pipeline import LoadReport, load_staged
 from transforms.staging import PartitionKey, StagingStore
 from transforms.tokenize import load_hmac_key
@@ -67,6 +78,7 @@ class RunContext:
     started: datetime
     activity_since: datetime | None = None
     source_key: str = ""
+    plans: dict[str, DomainPlan] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +94,7 @@ class RunSummary:
     institution: str
     window: str
     vendor: str = ""
+    mode: str = "full"
     courses: list[str] = field(default_factory=list)
     staged: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[CourseFailure] = field(default_factory=list)
@@ -137,9 +150,22 @@ def sync_course(course_id: str, ctx: RunContext) -> dict[str, Any]:
                 course_id=course_id,
             )
             staged = stage_domain(
-                source, store, key, run_id=ctx.run_id, activity_since=ctx.activity_since
+                source,
+                store,
+                key,
+                run_id=ctx.run_id,
+                activity_since=ctx.activity_since,
+                plan=ctx.plans.get(domain),
+                until=ctx.started,
             )
-            outcome["domains"][domain] = {"status": staged.status, "rows": staged.rows}
+            outcome["domains"][domain] = {
+                "status": staged.status,
+                "rows": staged.rows,
+                "partial": list(staged.partial),
+            }
+    forget = getattr(source, "forget", None)
+    if forget is not None:
+        forget(course_id)
     log.info("course staged", extra={"fields": {"domains": outcome["domains"]}})
     if progress_hook is not None:
         progress_hook("course", outcome)
@@ -157,12 +183,18 @@ def load_serving(
     store = StagingStore(ctx.staging_uri)
     manifests = store.committed(institution=ctx.institution, vendor=ctx.vendor, window=ctx.window)
     frames = {}
+    partial: dict[str, set[str]] = {}
+    cursors: dict[str, datetime] = {}
     for domain, names in streams.items():
         chosen = [
             m for m in manifests if m.key.domain == domain and m.key.course_id in loaded[domain]
         ]
         for stream in names:
             frames[stream] = store.scan(stream, chosen)
+            partial[stream] = {m.key.course_id for m in chosen if m.is_partial(stream)}
+        # The signpost: never past the start of a run whose fetch this load used.
+        starts = [datetime.fromisoformat(m.until) for m in chosen if m.until]
+        cursors[domain] = min([ctx.started, *starts])
     return load_staged(
         frames=frames,
         courses_loaded=loaded,
@@ -173,23 +205,76 @@ def load_serving(
         institution=ctx.institution,
         vendor=ctx.vendor,
         now=ctx.started,
+        partial=partial,
+        cursors=cursors,
+        windows={domain: ctx.window for domain in streams},
     )
 
 
 def _context(
-    config: InstitutionConfig, *, run_id: str, window: str | None, domains: Any, started: datetime
+    config: InstitutionConfig,
+    *,
+    run_id: str,
+    window: str | None,
+    domains: Any,
+    started: datetime,
+    full: bool = True,
+    state: dict[str, SyncState] | None = None,
 ) -> RunContext:
+    window, plans = plan_run(
+        state or {},
+        domains=tuple(domains),
+        full=full,
+        window=window,
+        started=started,
+        overlap=timedelta(minutes=config.incremental_overlap_minutes),
+    )
     return RunContext(
         run_id=run_id,
         institution=config.institution_id,
         vendor=config.vendor,
-        window=window or f"full-{started:%Y-%m-%d}",
+        window=window,
         domains=tuple(domains),
         staging_uri=config.staging_uri,
         limits=bootstrap_limits(config),
         started=started,
         activity_since=started - timedelta(days=config.engagement_lookback_days),
+        plans=plans,
     )
+
+
+def plan_run(
+    state: dict[str, SyncState],
+    *,
+    domains: tuple[str, ...],
+    full: bool,
+    window: str | None,
+    started: datetime,
+    overlap: timedelta,
+) -> tuple[str, dict[str, DomainPlan]]:
+    """The run's window and, per domain, what to fetch (see the module docstring).
+
+    >>> plan_run({}, domains=("roster",), full=False, window=None,
+    ...          started=datetime(2026, 11, 26, tzinfo=UTC), overlap=timedelta(minutes=10))[0]
+    'full-2026-11-26'
+    """
+    cursors = [s.cursor for d, s in state.items() if d in domains]
+    if window is None:
+        if not cursors:
+            window = f"full-{started:%Y-%m-%d}"
+        else:
+            stamp = max(cursors).astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            window = f"{'full' if full else 'inc'}-{stamp}"
+    plans = {}
+    for domain in domains:
+        previous = state.get(domain)
+        if full or previous is None or previous.window is None:
+            plans[domain] = DomainPlan()
+        else:
+            plans[domain] = DomainPlan(
+                since=previous.cursor - overlap, baseline_window=previous.window
+            )
+    return window, plans
 
 
 def _stage_courses(
@@ -223,8 +308,13 @@ def sync_institution(
     domains: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
     shards: int | None = None,
+    full: bool = False,
 ) -> dict[str, Any]:
     """Sync one institution's courses for a window into its serving database.
+
+    Incremental by default: a domain with a cursor fetches only what changed since (see the
+    module docstring). ``full=True`` (``lms-sync sync --full``) fetches everything and
+    soft-deletes whatever is gone — the periodic backstop.
 
     ``window`` names the extraction window (default: today's full sync, ``full-YYYY-MM-DD``);
     rerunning the same window reuses what was staged. ``overrides`` are config values that win over
@@ -254,6 +344,7 @@ def sync_institution(
                     started=started,
                     shards=shards or source_config.shards,
                     launch={"config_file": config_file, "overrides": overrides, "source": index},
+                    full=full,
                 )
             )
     flush()
@@ -267,6 +358,7 @@ def sync_institution(
         http = {**totals, "by_vendor": {s.vendor: s.http for s in summaries}}
     return {
         "run_id": run_id,
+        "mode": summaries[0].mode,
         "window": summaries[0].window,
         "courses": sum(len(s.courses) for s in summaries),
         "http": http,
@@ -285,15 +377,28 @@ def _sync_source(
     started: datetime,
     shards: int,
     launch: dict[str, Any],
+    full: bool = False,
 ) -> RunSummary:
     """One LMS of the institution: list courses, stage them (here or in shards), load, report."""
     source = open_source(config)
+    state = read_state(config.serving_dsn, institution=config.institution_id, vendor=config.vendor)
     ctx = _context(
-        config, run_id=run_id, window=window, domains=domains or source.domains, started=started
+        config,
+        run_id=run_id,
+        window=window,
+        domains=domains or source.domains,
+        started=started,
+        full=full,
+        state=state,
     )
     log = get_logger(run_id=run_id, institution=ctx.institution, vendor=ctx.vendor)
+    incremental = any(p.since is not None for p in ctx.plans.values())
     summary = RunSummary(
-        run_id=run_id, institution=ctx.institution, window=ctx.window, vendor=ctx.vendor
+        run_id=run_id,
+        institution=ctx.institution,
+        window=ctx.window,
+        vendor=ctx.vendor,
+        mode="incremental" if incremental else "full",
     )
     with _tracer.start_as_current_span("source", attributes={"lms.vendor": ctx.vendor}):
         try:
@@ -376,6 +481,8 @@ def _run_shards(
             "shard": index,
             "domains": list(ctx.domains),
             "traceparent": carrier.get("traceparent"),
+            "plans": {d: p.to_json() for d, p in ctx.plans.items()},
+            "started": ctx.started.isoformat(),
         }
         key = f"{ctx.institution}:{ctx.vendor}:{ctx.window}:shard-{index}-of-{count}"
         run = run_deployment(
@@ -427,6 +534,8 @@ def sync_shard(
     overrides: dict[str, Any] | None = None,
     traceparent: str | None = None,
     source: int = 0,
+    plans: dict[str, dict[str, Any]] | None = None,
+    started: str | None = None,
 ) -> dict[str, Any]:
     """Stage one shard of an institution run's courses; the parent run loads and reports.
 
@@ -443,9 +552,13 @@ def sync_shard(
         run_id=run_id,
         window=window,
         domains=domains or lms.domains,
-        started=datetime.now(UTC),
+        started=datetime.fromisoformat(started) if started else datetime.now(UTC),
     )
-    ctx = replace(ctx, source_key=f"{run_id}/shard-{shard}")
+    ctx = replace(
+        ctx,
+        source_key=f"{run_id}/shard-{shard}",
+        plans={d: DomainPlan.from_json(p) for d, p in (plans or {}).items()},
+    )
     summary = RunSummary(run_id=run_id, institution=ctx.institution, window=window)
     parent = propagate.extract({"traceparent": traceparent} if traceparent else {})
     with _tracer.start_as_current_span(

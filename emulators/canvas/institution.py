@@ -28,10 +28,12 @@ from __future__ import annotations
 import calendar
 import hashlib
 import struct
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 
 ROOT_ACCOUNT_ID = 1
@@ -184,9 +186,33 @@ class _Roster:
     enrollments: list[dict]  # full Enrollment objects, every state
     assignments: list[dict]
     assignment_specs: list[_Assignment]
-    published: list[_Assignment]
-    submitters: list[_Student]
+    published: list[_Assignment]  # every published assignment ever: positions fix submission ids
+    submitters: list[_Student]  # every original submitter: positions fix submission ids
     user_states: dict[int, list[str]]
+    # The overlay of apply_changes (empty for a pristine institution):
+    removed: frozenset[int] = frozenset()  # assignment ids deleted
+    gone: frozenset[int] = frozenset()  # submitters whose enrollment was deleted
+    added: list[_Student] = field(default_factory=list)  # students added, in order
+    view_states: dict[int, list[str]] = field(default_factory=dict)  # states before changes
+
+
+@dataclass
+class Changes:
+    """What :meth:`Institution.apply_changes` did, cumulatively; the emulator's ground truth is the
+    seeded institution with this overlay applied (``Institution.changes``)."""
+
+    submissions: dict[int, dict] = field(default_factory=dict)  # submission id → new fields
+    deleted_enrollments: dict[int, str] = field(default_factory=dict)  # enrollment id → at
+    removed_assignments: set[int] = field(default_factory=set)
+    added_students: dict[int, int] = field(default_factory=dict)  # course id → how many
+
+    def copy(self) -> Changes:
+        return Changes(
+            dict(self.submissions),
+            dict(self.deleted_enrollments),
+            set(self.removed_assignments),
+            dict(self.added_students),
+        )
 
 
 class Institution:
@@ -213,6 +239,8 @@ class Institution:
         self._specs = [self._course_spec(i) for i in range(courses)]
         self._by_id = {spec.id: spec for spec in self._specs}
         self._roster = lru_cache(maxsize=64)(self._build_roster)
+        self.changes = Changes()
+        self._changes_lock = threading.Lock()
 
     # ---- identity -----------------------------------------------------------------------------
 
@@ -357,27 +385,46 @@ class Institution:
 
     def _build_roster(self, course_id: int) -> _Roster:
         spec = self._by_id[course_id]
+        changes = self.changes
         course = self._course_json(spec)
         sections = self._sections_json(spec, course)
         people = self._people(spec)
-        user_states: dict[int, list[str]] = {}
-        enrollments = []
-        for n, (user, etype, state, section_idx, associated) in enumerate(people):
-            user_states.setdefault(user["id"], []).append(state)
-            enrollments.append(
-                self._enrollment_json(
-                    spec, course, sections[section_idx], n, user, etype, state, associated
-                )
-            )
-        users = sorted({u["id"]: u for u, *_ in people}.values(), key=_name_key)
-        enrollments.sort(key=lambda e: (e["user"]["sortable_name"], e["id"]))
-        specs = self._assignment_specs(spec)
-        assignments = [self._assignment_json(spec, a) for a in specs]
         submitters = [
             _Student(user["id"], state)
             for user, etype, state, _, _ in people
             if etype == "StudentEnrollment" and state in SUBMITTING_STATES
         ]
+        view_states: dict[int, list[str]] = {}
+        for user, _, state, _, _ in people:
+            view_states.setdefault(user["id"], []).append(state)
+        added = [
+            _Student(_user_base(spec.index) + _ADDED_OFFSET + k, "active")
+            for k in range(changes.added_students.get(course_id, 0))
+        ]
+        n_sections = len(sections)
+        for k, student in enumerate(added):
+            user = self._user_json(spec, student.user_id, 1000 + k, "student")
+            people.append((user, "StudentEnrollment", "active", k % n_sections, None))
+        user_states: dict[int, list[str]] = {}
+        enrollments = []
+        gone = set()
+        for n, (user, etype, state, section_idx, associated) in enumerate(people):
+            enrollment = self._enrollment_json(
+                spec, course, sections[section_idx], n, user, etype, state, associated
+            )
+            deleted_at = changes.deleted_enrollments.get(enrollment["id"])
+            if deleted_at is not None:
+                # Deleted in Canvas: state and updated_at change; history fields stay.
+                enrollment.update(enrollment_state="deleted", updated_at=deleted_at)
+                state = "deleted"
+                gone.add(user["id"])
+            user_states.setdefault(user["id"], []).append(state)
+            enrollments.append(enrollment)
+        users = sorted({u["id"]: u for u, *_ in people}.values(), key=_name_key)
+        enrollments.sort(key=lambda e: (e["user"]["sortable_name"], e["id"]))
+        specs = self._assignment_specs(spec)
+        removed = frozenset(a.id for a in specs if a.id in changes.removed_assignments)
+        assignments = [self._assignment_json(spec, a) for a in specs if a.id not in removed]
         return _Roster(
             course=course,
             sections=sections,
@@ -388,6 +435,10 @@ class Institution:
             published=[a for a in specs if a.published],
             submitters=submitters,
             user_states=user_states,
+            removed=removed,
+            gone=frozenset(gone),
+            added=added,
+            view_states=view_states,
         )
 
     @staticmethod
@@ -654,12 +705,16 @@ class Institution:
     def submission_count(self, course_id: int) -> int:
         """How many submissions `students/submissions?student_ids[]=all` lists for the course."""
         roster = self._roster(course_id)
-        return len(roster.published) * len(roster.submitters)
+        live = [a for a in roster.published if a.id not in roster.removed]
+        students = [s for s in roster.submitters if s.user_id not in roster.gone]
+        return len(live) * (len(students) + len(roster.added))
 
     def submission_id_bounds(self, course_id: int) -> tuple[int, int]:
         """(first id, one past the last id) of the course's submissions."""
+        roster = self._roster(course_id)
         base = 100_000_000 + self._by_id[course_id].index * 10_000_000
-        return base, base + self.submission_count(course_id)
+        width = len(roster.published)
+        return base, base + width * (len(roster.submitters) + len(roster.added))
 
     def iter_submissions(
         self,
@@ -671,31 +726,50 @@ class Institution:
     ) -> Iterator[dict]:
         """Submissions of published assignments in id order, generated one at a time.
 
-        Ids are ``base + assignment_position * students + student_position``; ``start_id``
-        (inclusive) lets a bookmarked page start without generating what came before it.
+        Ids are ``base + assignment_position * students + student_position`` for the seeded
+        students, then ``added_base + added_position * assignments + assignment_position`` for
+        students added by :meth:`apply_changes`; deleted assignments and students whose
+        enrollment was deleted leave gaps, so no id ever changes. ``start_id`` (inclusive) lets
+        a bookmarked page start without generating what came before it.
         """
         roster = self._roster(course_id)
-        base, _ = self.submission_id_bounds(course_id)
+        base = 100_000_000 + self._by_id[course_id].index * 10_000_000
         width = len(roster.submitters)
-        if width == 0:
-            return
+        n_assign = len(roster.published)
         first = base if start_id is None else max(base, start_id)
-        first_a, first_s = divmod(first - base, width)
-        # Filters skip whole assignment blocks and unwanted students without generating them.
-        students = [
-            (s_pos, st)
-            for s_pos, st in enumerate(roster.submitters)
-            if student_ids is None or st.user_id in student_ids
-        ]
-        for a_pos in range(first_a, len(roster.published)):
-            assignment = roster.published[a_pos]
-            if assignment_ids is not None and assignment.id not in assignment_ids:
-                continue
-            block = base + a_pos * width
-            for s_pos, student in students:
-                if a_pos == first_a and s_pos < first_s:
+
+        def wanted_assignment(a: _Assignment) -> bool:
+            if a.id in roster.removed:
+                return False
+            return assignment_ids is None or a.id in assignment_ids
+
+        def wanted_student(st: _Student) -> bool:
+            if st.user_id in roster.gone:
+                return False
+            return student_ids is None or st.user_id in student_ids
+
+        if width:
+            first_a, first_s = divmod(max(first - base, 0), width)
+            # Filters skip whole assignment blocks and unwanted students without generating them.
+            students = [(p, st) for p, st in enumerate(roster.submitters) if wanted_student(st)]
+            for a_pos in range(first_a, n_assign):
+                assignment = roster.published[a_pos]
+                if not wanted_assignment(assignment):
                     continue
-                yield self._submission_json(course_id, block + s_pos, assignment, student)
+                block = base + a_pos * width
+                for s_pos, student in students:
+                    if a_pos == first_a and s_pos < first_s:
+                        continue
+                    yield self._submission_json(course_id, block + s_pos, assignment, student)
+        added_base = base + n_assign * width
+        for e_pos, student in enumerate(roster.added):
+            if not wanted_student(student) or not n_assign:
+                continue
+            for a_pos, assignment in enumerate(roster.published):
+                sid = added_base + e_pos * n_assign + a_pos
+                if sid < first or not wanted_assignment(assignment):
+                    continue
+                yield self._submission_json(course_id, sid, assignment, student)
 
     def submission(self, course_id: int, submission_id: int) -> dict | None:
         """One submission by id (None if the id is not one of the course's)."""
@@ -703,6 +777,15 @@ class Institution:
         return found if found is not None and found["id"] == submission_id else None
 
     def _submission_json(self, course_id: int, sid: int, a: _Assignment, st: _Student) -> dict:
+        obj = self._seeded_submission_json(course_id, sid, a, st)
+        change = self.changes.submissions.get(sid)
+        if change is not None:
+            obj.update(change)
+        return obj
+
+    def _seeded_submission_json(
+        self, course_id: int, sid: int, a: _Assignment, st: _Student
+    ) -> dict:
         d = _Draw(self.seed, "submission", course_id, a.id, st.user_id)
         pp = a.points_possible
         obj = {
@@ -852,7 +935,8 @@ class Institution:
         if course_id is None:
             return []
         roster = self._roster(course_id)
-        states = roster.user_states.get(user_id, [])
+        # Page views are history: a later deletion of the enrollment does not erase them.
+        states = roster.view_states.get(user_id, [])
         if not any(s in ("active", "completed", "inactive") for s in states):
             return []
         spec = self._by_id[course_id]
@@ -900,6 +984,9 @@ class Institution:
         index, rest = divmod(user_id - _user_base(0), _USERS_PER_COURSE)
         if user_id < _user_base(0) or index >= len(self._specs):
             return None
+        added = self.changes.added_students.get(self._specs[index].id, 0)
+        if _ADDED_OFFSET <= rest < _ADDED_OFFSET + added:
+            return self._specs[index].id
         if rest >= self.students_per_course and not _STAFF_OFFSET <= rest < _STAFF_OFFSET + 3:
             return None
         return self._specs[index].id
@@ -915,7 +1002,8 @@ class Institution:
     def summary_student_ids(self, course_id: int) -> list[int]:
         """Students with analytics summaries (those with submissions), by sortable name."""
         roster = self._roster(course_id)
-        submitter_ids = {s.user_id for s in roster.submitters}
+        submitter_ids = {s.user_id for s in roster.submitters if s.user_id not in roster.gone}
+        submitter_ids |= {s.user_id for s in roster.added}
         return [u["id"] for u in roster.users if u["id"] in submitter_ids]
 
     def student_summaries(self, course_id: int) -> list[dict]:
@@ -945,22 +1033,15 @@ class Institution:
     def _activity_counts(self, course_id: int) -> tuple[dict[int, int], dict[int, int]]:
         roster = self._roster(course_id)
         views, parts = {}, {}
-        for student in roster.submitters:
+        for student in [*roster.submitters, *roster.added]:
             pv = self.page_views(student.user_id)
             views[student.user_id] = len(pv)
             parts[student.user_id] = sum(1 for v in pv if v["participated"])
         return views, parts
 
     def _tardiness(self, course_id: int, user_id: int) -> dict:
-        roster = self._roster(course_id)
-        base, _ = self.submission_id_bounds(course_id)
-        width = len(roster.submitters)
-        s_pos = next(i for i, s in enumerate(roster.submitters) if s.user_id == user_id)
         counts = {"missing": 0, "late": 0, "on_time": 0, "floating": 0, "total": 0}
-        for a_pos, assignment in enumerate(roster.published):
-            sub = self._submission_json(
-                course_id, base + a_pos * width + s_pos, assignment, roster.submitters[s_pos]
-            )
+        for sub in self.iter_submissions(course_id, student_ids=frozenset({user_id})):
             counts["total"] += 1
             if sub["missing"]:
                 counts["missing"] += 1
@@ -971,6 +1052,115 @@ class Institution:
             else:
                 counts["floating"] += 1
         return counts
+
+    # ---- change after a sync (incremental sync tests) -----------------------------------------
+
+    def apply_changes(
+        self,
+        *,
+        fraction: float = 0.01,
+        seed: int = 0,
+        at: datetime | None = None,
+        delete_enrollments: int = 0,
+        add_students: int = 0,
+        remove_assignments: int = 0,
+        courses: list[int] | None = None,
+    ) -> dict[str, int]:
+        """Change the institution as teachers and registrars would between two syncs.
+
+        * ``fraction`` of the submissions (chosen by ``seed``) are regraded (new score, grade and
+          ``graded_at = at``) or, for about a third, resubmitted (``submitted_at = at``,
+          ``attempt + 1``, state ``submitted``);
+        * ``delete_enrollments`` active student enrollments become ``deleted`` (``updated_at =
+          at``): their submissions leave the submissions list, as in Canvas;
+        * ``add_students`` new active students join (user, enrollment and a submission per
+          published assignment, with the seeded mix of placeholder and graded work);
+        * ``remove_assignments`` published assignments (never Roll Call) are deleted.
+
+        Everything stays generated on demand: the changes are an overlay (``self.changes``) on the
+        pure function of the seed, so ground truth (``enrollments()``, ``iter_submissions()`` ...)
+        is exact afterwards. ``at`` defaults to now, in whole seconds (Canvas timestamps); the
+        ``courses`` default is every available course. Returns counts of what changed.
+        """
+        moment = int((at or datetime.now(UTC)).timestamp())
+        stamp = iso(moment)
+        live = courses or [s.id for s in self._specs if s.workflow_state == "available"]
+        done = {"regraded": 0, "resubmitted": 0, "deleted_enrollments": 0, "added_students": 0,
+                "removed_assignments": 0}  # fmt: skip
+        with self._changes_lock:
+            changes = self.changes.copy()
+            for cid in live:
+                for sub in self.iter_submissions(cid):
+                    d = _Draw(self.seed, "change", seed, sub["id"])
+                    if d[0] >= fraction:
+                        continue
+                    spec = next(
+                        a for a in self._roster(cid).published if a.id == sub["assignment_id"]
+                    )
+                    if sub["score"] is not None and (d[1] < 0.67 or spec.roll_call):
+                        changes.submissions[sub["id"]] = self._regrade(spec, sub, d, stamp)
+                        done["regraded"] += 1
+                    else:
+                        changes.submissions[sub["id"]] = {
+                            "submitted_at": stamp,
+                            "attempt": (sub["attempt"] or 0) + 1,
+                            "workflow_state": "submitted",
+                            "submission_type": "online_text_entry",
+                            "missing": False,
+                            "grade_matches_current_submission": sub["score"] is None,
+                        }
+                        done["resubmitted"] += 1
+            for k in range(delete_enrollments):
+                cid = live[(seed + k) % len(live)]
+                roster = self._roster(cid)
+                candidates = [
+                    e for e in roster.enrollments
+                    if e["type"] == "StudentEnrollment" and e["enrollment_state"] == "active"
+                    and e["id"] not in changes.deleted_enrollments
+                ]  # fmt: skip
+                if candidates:
+                    pick = candidates[
+                        int(_Draw(self.seed, "unenroll", seed, k)[0] * len(candidates))
+                    ]
+                    changes.deleted_enrollments[pick["id"]] = stamp
+                    done["deleted_enrollments"] += 1
+            for k in range(add_students):
+                cid = live[(seed + k + 1) % len(live)]
+                changes.added_students[cid] = changes.added_students.get(cid, 0) + 1
+                done["added_students"] += 1
+            for k in range(remove_assignments):
+                cid = live[(seed + k + 2) % len(live)]
+                candidates = [
+                    a.id for a in self._roster(cid).published
+                    if not a.roll_call and a.id not in changes.removed_assignments
+                ]  # fmt: skip
+                if candidates:
+                    changes.removed_assignments.add(candidates[-1])
+                    done["removed_assignments"] += 1
+            self.changes = changes
+            self._roster.cache_clear()
+            self._activity_counts.cache_clear()
+        return done
+
+    def _regrade(self, a: _Assignment, sub: dict, d: _Draw, stamp: str) -> dict:
+        if a.roll_call:
+            percent = float(round(40 + 60 * d[2]))
+            score, grade = percent, f"{percent:.0f}%"
+        else:
+            score, grade = self._score_and_grade(a, a.points_possible, d[2])
+            if score == sub["score"]:
+                score = round(score * 0.5, 2) if a.points_possible else score + 1.0
+                grade = _fmt_number(score) if a.grading_type == "points" else grade
+        return {
+            "score": score,
+            "grade": grade,
+            "entered_score": score,
+            "entered_grade": grade,
+            "graded_at": stamp,
+            "posted_at": stamp,
+            "workflow_state": "graded",
+            "excused": False,
+        }
 
     # ---- PII and counts -----------------------------------------------------------------------
 
@@ -1004,6 +1194,7 @@ class Institution:
 # User ids: a block per course; students from the start of it, staff from _STAFF_OFFSET.
 _USERS_PER_COURSE = 100_000
 _STAFF_OFFSET = 90_000
+_ADDED_OFFSET = 80_000  # students added by apply_changes
 
 
 def _user_base(course_index: int) -> int:

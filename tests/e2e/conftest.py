@@ -101,10 +101,19 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
 
 @pytest.fixture(scope="session")
 def run_sync(prefect_server: None, observed: Observed, hmac_key_hex: str) -> Callable[..., SyncRun]:
-    """``run_sync(base_url, workdir, **overrides)`` → :class:`SyncRun`."""
+    """``run_sync(base_url, workdir, window=..., full=False, **overrides)`` → :class:`SyncRun`.
+
+    ``window=None`` lets the flow name the window from the cursors (incremental runs)."""
     from flows.sync import sync_institution
 
-    def run(base_url: str, workdir: Path, *, window: str = "e2e-window", **overrides) -> SyncRun:
+    def run(
+        base_url: str,
+        workdir: Path,
+        *,
+        window: str | None = "e2e-window",
+        full: bool = False,
+        **overrides,
+    ) -> SyncRun:
         serving = workdir / "serving.duckdb"
         staging = workdir / "staging"
         config = {
@@ -120,7 +129,7 @@ def run_sync(prefect_server: None, observed: Observed, hmac_key_hex: str) -> Cal
             "quota": {"max_concurrent_courses": 8},
             **overrides,
         }
-        state = sync_institution(window=window, overrides=config, return_state=True)
+        state = sync_institution(window=window, overrides=config, full=full, return_state=True)
         result = state.result(raise_on_failure=False) if state.is_completed() else None
         flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None
         return SyncRun(
