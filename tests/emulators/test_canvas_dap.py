@@ -1,0 +1,235 @@
+"""The emulated Canvas Data 2 API and account reports over HTTP (canvas-api.md §5, §7)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import importlib.util
+import time
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from emulators.canvas.bulk import services
+from emulators.canvas.institution import ANCHOR, build_institution
+from emulators.canvas.server import CanvasEmulator
+from emulators.canvas.settings import (
+    DEFAULT_DAP_CLIENT_ID,
+    DEFAULT_DAP_CLIENT_SECRET,
+    DEFAULT_TOKEN,
+    CanvasEmulatorSettings,
+)
+
+BASIC = base64.b64encode(f"{DEFAULT_DAP_CLIENT_ID}:{DEFAULT_DAP_CLIENT_SECRET}".encode()).decode()
+FORM = {"grant_type": "client_credentials"}
+
+
+@pytest.fixture(scope="module")
+def canvas():
+    inst = build_institution(seed=2, courses=4, students_per_course=10, assignments_per_course=8)
+    with CanvasEmulator(inst, settings=CanvasEmulatorSettings(dap_processing_seconds=0.3)) as emu:
+        yield emu
+
+
+@pytest.fixture
+def http(canvas):
+    dap, _ = services(canvas)
+    dap.settings = replace(dap.settings, rate_limits={})  # limits are tested on their own
+    with httpx.Client(base_url=canvas.base_url) as client:
+        token = client.post(
+            "/ids/auth/login", data=FORM, headers={"Authorization": f"Basic {BASIC}"}
+        )
+        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        yield client
+
+
+def _complete(http: httpx.Client, body: dict, table: str = "submissions") -> dict:
+    job = http.post(f"/dap/query/canvas/table/{table}/data", json=body).json()
+    for _ in range(100):
+        job = http.get(f"/dap/job/{job['id']}").json()
+        if job["status"] in ("complete", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError("job never finished")
+
+
+def _records(http: httpx.Client, job: dict) -> list[dict]:
+    import json
+
+    urls = http.post("/dap/object/url", json=job["objects"]).json()["urls"]
+    out = []
+    for entry in urls.values():
+        body = httpx.get(entry["url"]).content  # pre-signed: no credentials
+        out += [json.loads(line) for line in gzip.decompress(body).splitlines()]
+    return out
+
+
+def test_login_is_oauth_client_credentials(canvas):
+    with httpx.Client(base_url=canvas.base_url) as c:
+        ok = c.post("/ids/auth/login", data=FORM, headers={"Authorization": f"Basic {BASIC}"})
+        assert ok.status_code == 200
+        assert ok.json()["token_type"] == "Bearer" and ok.json()["expires_in"] == 3600
+        wrong = base64.b64encode(b"us-east-1#x:nope").decode()
+        bad = c.post("/ids/auth/login", data=FORM, headers={"Authorization": f"Basic {wrong}"})
+        assert bad.status_code == 403 and bad.json()["error"]["type"] == "AuthenticationError"
+        unauth = c.get("/dap/query/canvas/table")
+        assert unauth.status_code == 401 and unauth.json()["error"]["type"] == "AuthenticationError"
+
+
+def test_tables_schema_and_error_bodies(http):
+    assert "submissions" in http.get("/dap/query/canvas/table").json()["tables"]
+    schema = http.get("/dap/query/canvas/table/submissions/schema").json()
+    assert schema["version"] == 1
+    assert set(schema["schema"]["properties"]) == {"key", "value", "meta"}
+    wrong = http.get("/dap/query/someting/table")
+    error = wrong.json()["error"]
+    assert wrong.status_code == 404
+    assert error["type"] == "ObjectNotFound" and error["kind"] == "namespace" and error["uuid"]
+
+
+def test_snapshot_equals_ground_truth_with_key_value_meta(canvas, http):
+    job = _complete(http, {"format": "jsonl"})
+    assert job["status"] == "complete" and job["at"] and job["schema_version"] == 1
+    records = _records(http, job)
+    inst = canvas.institution
+    truth = {s["id"]: s for c in inst.course_ids() for s in inst.iter_submissions(c)}
+    assert {r["key"]["id"] for r in records} == set(truth)
+    one = next(r for r in records if truth[r["key"]["id"]]["score"] is not None)
+    assert one["value"]["score"] == truth[one["key"]["id"]]["score"]
+    assert one["meta"]["action"] == "U"
+    # §5.4: null values are omitted.
+    blank = next(r for r in records if truth[r["key"]["id"]]["graded_at"] is None)
+    assert "graded_at" not in blank["value"]
+
+
+def test_incremental_since_inclusive_until_exclusive(canvas, http):
+    dap, _ = services(canvas)
+    records = _records(http, _complete(http, {"format": "jsonl"}))
+    stamps = sorted({r["meta"]["ts"] for r in records})
+    since, until = stamps[len(stamps) // 3], stamps[2 * len(stamps) // 3]
+    inc = _complete(http, {"format": "jsonl", "since": since, "until": until})
+    assert inc["since"] == since and inc["until"] == until
+    got = _records(http, inc)
+    assert {r["meta"]["ts"] for r in got} <= {t for t in stamps if since <= t < until}
+    assert any(r["meta"]["ts"] == since for r in got)
+    assert not any(r["meta"]["ts"] == until for r in got)
+    # A deletion after `until` shows up as a key-only D record in the next window.
+    victim = got[0]["key"]["id"]
+    dap.change("submissions", victim, at=ANCHOR + 10, values=None)
+    later = _records(http, _complete(http, {"format": "jsonl", "since": "2026-11-20T00:00:00Z"}))
+    deleted = [r for r in later if r["key"]["id"] == victim]
+    assert deleted == [
+        {"key": {"id": victim}, "meta": {"ts": "2026-11-20T00:00:10Z", "action": "D"}}
+    ]
+
+
+def test_job_progresses_waiting_running_complete(http):
+    job = http.post("/dap/query/canvas/table/assignments/data", json={"format": "jsonl"}).json()
+    seen = [job["status"]]
+    while seen[-1] != "complete":
+        time.sleep(0.03)
+        seen.append(http.get(f"/dap/job/{job['id']}").json()["status"])
+    assert seen[0] == "waiting" and "running" in seen
+
+
+def test_snapshot_required_for_a_too_old_since(canvas, http):
+    dap, _ = services(canvas)
+    old = dap.settings
+    dap.settings = replace(old, max_incremental_seconds=86_400)
+    try:
+        r = http.post(
+            "/dap/query/canvas/table/submissions/data",
+            json={"format": "jsonl", "since": "2026-01-01T00:00:00Z"},
+        )
+    finally:
+        dap.settings = old
+    assert r.status_code == 400
+    assert r.json()["error"]["type"] == "SnapshotRequired" and r.json()["error"]["since"]
+
+
+def test_presigned_urls_expire(canvas, http):
+    dap, _ = services(canvas)
+    job = _complete(http, {"format": "jsonl"}, "scores")
+    urls = http.post("/dap/object/url", json=job["objects"]).json()["urls"]
+    url = next(iter(urls.values()))["url"]
+    assert httpx.get(url).status_code == 200
+    real = dap.wall
+    dap.wall = lambda: real() + 3600
+    try:
+        expired = httpx.get(url)
+    finally:
+        dap.wall = real
+    assert expired.status_code == 403 and b"Request has expired" in expired.content
+    assert httpx.get(url.replace("sig=", "sig=0")).status_code == 403
+
+
+def test_per_endpoint_rate_limit_answers_429_with_retry_after(canvas, http):
+    dap, _ = services(canvas)
+    dap.settings = replace(dap.settings, rate_limits={"list_tables": 5})
+    answers = [http.get("/dap/query/canvas/table") for _ in range(6)]
+    assert [a.status_code for a in answers] == [200] * 5 + [429]
+    assert int(answers[-1].headers["Retry-After"]) > 0
+
+
+def test_csv_format_has_meta_key_value_columns(http):
+    job = _complete(http, {"format": "csv"}, "assignments")
+    urls = http.post("/dap/object/url", json=job["objects"]).json()["urls"]
+    text = gzip.decompress(httpx.get(next(iter(urls.values()))["url"]).content).decode()
+    header = text.splitlines()[0].split(",")
+    assert header[:2] == ["meta.ts", "key.id"] and "value.title" in header
+
+
+def test_account_report_start_poll_download_and_abort(canvas):
+    headers = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
+    with httpx.Client(base_url=canvas.base_url, headers=headers) as c:
+        run = c.post("/api/v1/accounts/1/reports/grade_export_csv", data={"parameters[x]": "1"})
+        assert run.json()["status"] == "created" and run.json()["file_url"] is None
+        rid = run.json()["id"]
+        for _ in range(100):
+            doc = c.get(f"/api/v1/accounts/1/reports/grade_export_csv/{rid}").json()
+            if doc["status"] == "complete":
+                break
+            time.sleep(0.05)
+        assert doc["progress"] == 100 and doc["attachment"]["content-type"] == "text/csv"
+        csv = c.get(doc["file_url"]).text.splitlines()
+        assert csv[0].startswith("student name,student id,student sis,course")
+        assert len(csv) > 1
+        other = c.post("/api/v1/accounts/1/reports/grade_export_csv").json()
+        aborted = c.put(f"/api/v1/accounts/1/reports/grade_export_csv/{other['id']}/abort")
+        assert aborted.json()["status"] == "aborted"
+        assert c.post("/api/v1/accounts/1/reports/nope").status_code == 404
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("dap") is None, reason="instructure-dap-client is not installed"
+)
+def test_real_dap_client_snapshot_against_the_emulator(canvas, tmp_path):  # pragma: no cover
+    import subprocess
+    import sys
+
+    env = {
+        "DAP_API_URL": canvas.base_url,
+        "DAP_CLIENT_ID": DEFAULT_DAP_CLIENT_ID,
+        "DAP_CLIENT_SECRET": DEFAULT_DAP_CLIENT_SECRET,
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dap",
+            "snapshot",
+            "--namespace",
+            "canvas",
+            "--table",
+            "assignments",
+            "--output-directory",
+            str(tmp_path),
+        ],
+        env={**__import__("os").environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(tmp_path.rglob("*"))
