@@ -347,6 +347,10 @@ class Institution:
             elif change.what == "grade up":
                 code = row["grades"] or "KG"
                 row["grades"] = "01" if code in ("KG", "PK", "TK", "UG") else f"{int(code) + 1:02d}"
+                # The SIS re-exports a changed user's roles with it: a delta users.csv row whose
+                # roles.csv row is absent would leave the reader without the user's role.
+                role = next(r for r in out["roles"] if r["userSourcedId"] == row["sourcedId"])
+                role["dateLastModified"] = at
             elif change.what == "renamed":
                 row["title"] = f"{row['title']} (revised)"
             elif change.what == "rescored":
