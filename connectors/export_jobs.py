@@ -382,7 +382,8 @@ def run_export(
                 for n, item in enumerate(downloads):
                     if item.object_id in record.files:
                         continue  # fetched before a restart
-                    path = workdir / f"{record.job_id}-part-{n:05d}{item.suffix}"
+                    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in record.job_id)
+                    path = workdir / f"{safe}-part-{n:05d}{item.suffix}"
                     info = fetch(item, path)
                     record.files[item.object_id] = {"path": str(path), "index": n, **info}
                     save()

@@ -311,3 +311,52 @@ def test_poll_interval_widens_with_age_and_respects_the_vendor_limit():
     assert min(late) >= 9.6 and max(late) <= 14.4
     assert max(capped) <= 30.0
     assert min(PollSchedule(initial=0.01).interval(age=0, floor=0.12) for _ in range(20)) >= 0.12
+
+
+def test_account_report_runs_on_the_same_state_machine(canvas, tmp_path):
+    from connectors.auth import BearerAuth
+    from connectors.canvas.dap import RequestingClient
+    from connectors.canvas.reports import AccountReportExport, fetch_report_file
+    from connectors.classify import CANVAS_RULES
+
+    _, reports = services(canvas)
+    client = RequestingClient(
+        vendor="canvas",
+        base_url=f"{canvas.base_url}/api/v1/",
+        auth=BearerAuth(DEFAULT_TOKEN),
+        rules=CANVAS_RULES,
+        retry=RetryPolicy.fast(),
+    )
+    jobs = MemoryJobStore()
+    request = {"report": "grade_export_csv", "parameters": {"include_deleted": "false"}}
+
+    class Killed(BaseException):
+        pass
+
+    def die(_seconds: float) -> None:
+        raise Killed
+
+    adapter = AccountReportExport(client)
+    fetch = lambda item, path: fetch_report_file(client, item, path)  # noqa: E731
+    with pytest.raises(Killed):
+        run_export(adapter, jobs, "r", request, workdir=tmp_path, fetch=fetch, sleep=die)
+    record = run_export(adapter, jobs, "r", request, workdir=tmp_path, fetch=fetch, schedule=FAST)
+    assert reports.created == 1  # resumed the saved run
+    (info,) = record.files.values()
+    lines = Path(info["path"]).read_text().splitlines()
+    assert lines[0].startswith("student name,student id")
+    inst = canvas.institution
+    expected = sum(
+        1
+        for c in inst.course_ids()
+        if inst.course(c)["workflow_state"] == "available"
+        for e in inst.enrollments(c)
+        if e["type"] == "StudentEnrollment" and e["enrollment_state"] in ("active", "completed")
+    )
+    assert len(lines) - 1 == expected
+    reports.fail_next = 1
+    with pytest.raises(ExportFailed):
+        run_export(
+            adapter, MemoryJobStore(), "r2", request, workdir=tmp_path, fetch=fetch, schedule=FAST
+        )
+    client.close()
