@@ -14,9 +14,10 @@ not invalidate anything.
 Incremental sync: each domain's cursor lives in ``_sync_state`` with the window its load read.
 Without ``--full``, a domain with a cursor fetches only what changed since the cursor minus
 ``incremental_overlap_minutes`` (``flows/stage.py``). The window name is derived from the state
-(``inc-<latest cursor>``, ``full-<latest cursor>`` for a forced full run, ``full-<date>`` before any
-cursor), so it changes exactly when a load commits: a crashed run's rerun finds its partitions, a
-run after a commit never reuses an older window's. The cursor a load writes is the earliest start
+(``inc-<oldest cursor>``, ``full-<oldest cursor>`` for a forced full run, ``full-<date>`` while a
+domain has no cursor), so it changes exactly when every domain's load has committed: a run that
+crashed while fetching or loading is rerun over the same partitions, and a run after a complete
+load never reuses an older window's. The cursor a load writes is the earliest start
 of the runs that fetched its partitions (the signpost): what changed while they fetched is read
 again next time.
 """
@@ -258,12 +259,14 @@ def plan_run(
     ...          started=datetime(2026, 11, 26, tzinfo=UTC), overlap=timedelta(minutes=10))[0]
     'full-2026-11-26'
     """
-    cursors = [s.cursor for d, s in state.items() if d in domains]
+    cursors = [state[d].cursor for d in domains if d in state]
     if window is None:
-        if not cursors:
+        if len(cursors) < len(domains):
             window = f"full-{started:%Y-%m-%d}"
         else:
-            stamp = max(cursors).astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            # The oldest cursor: it moves only once every domain's load has committed, so a run
+            # that crashed in the middle of loading is resumed from the same partitions.
+            stamp = min(cursors).astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             window = f"{'full' if full else 'inc'}-{stamp}"
     plans = {}
     for domain in domains:

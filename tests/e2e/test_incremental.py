@@ -104,7 +104,7 @@ def test_no_change_sync_fetches_only_what_tells_nothing_changed(chain):
 
 
 def test_partial_manifest_and_cursor(chain):
-    _, first, rounds, *_ = chain
+    _, _, rounds, *_ = chain
     run, _ = rounds[0]
     store = StagingStore(run.staging)
     window = run.result["window"]
@@ -127,7 +127,7 @@ def test_partial_manifest_and_cursor(chain):
 
 
 def test_full_flag_forces_a_full_window(chain, run_sync):
-    inst, _, rounds, _, _, work, _ = chain
+    inst, _, _, _, _, work, _ = chain
     with CanvasEmulator(inst, settings=CanvasEmulatorSettings(token=TOKEN)) as emu:
         run = run_sync(emu.base_url, work, window=None, full=True)
     assert run.state.is_completed(), run.state.message
