@@ -70,6 +70,7 @@ class Bundle:
             self._con.execute(f"SET memory_limit = '{memory_limit}'")
             self._con.execute(f"SET temp_directory = '{self._work / 'spill'}'")
             self._con.execute("SET preserve_insertion_order = true")
+            self._con.execute("SET enable_progress_bar = false")
             for stream in STREAMS:
                 self._load(stream)
         except BaseException:
