@@ -329,13 +329,16 @@ class VendorClient:
             wait = self._retry.next_wait(attempt=attempt, response=response)
             elapsed = self._retry.clock() - started
             if not self._retry.allows(attempt=attempt, elapsed_seconds=elapsed, wait_seconds=wait):
-                raise RetryBudgetExhausted(
+                exhausted = RetryBudgetExhausted(
                     attempts=attempt,
                     elapsed_seconds=elapsed,
                     last_status=response.status_code if response is not None else None,
                     last_error=_describe(outcome, verdict),
                     **context,
-                ) from None
+                )
+                # The start of the last body, for a dead letter (excerpted PII-free there).
+                exhausted.last_body = response.content[:1024] if response is not None else b""
+                raise exhausted from None
             self.stats._retry(wait)
             self._retry.sleep(wait)
 

@@ -2,6 +2,8 @@
 
 lms-sync sync --config FILE [--window W] [--domain D ...] [--full]
                                                              run the institution flow now
+lms-sync replay --config FILE                                re-drive dead letters
+lms-sync rebuild --from-staging --config FILE [--into PATH]  rebuild serving from staging
 lms-sync sql [--config FILE | --db PATH] [QUERY]             query the serving database
 lms-sync emulate canvas --port P ...                         serve an emulated vendor
 lms-sync demo                                                the embedded end-to-end demo
@@ -57,6 +59,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     sync.set_defaults(run=_sync)
 
+    replay = sub.add_parser(
+        "replay", help="re-drive dead letters: re-sync those courses for their window and load"
+    )
+    replay.add_argument("--config", type=Path, help="institution config (TOML or YAML)")
+    replay.set_defaults(run=_replay)
+
+    rebuild = sub.add_parser(
+        "rebuild", help="rebuild the serving tables from immutable staging (no vendor calls)"
+    )
+    rebuild.add_argument("--config", type=Path, help="institution config (TOML or YAML)")
+    rebuild.add_argument(
+        "--from-staging",
+        action="store_true",
+        required=True,
+        help="load every committed staging window, in fetch order",
+    )
+    rebuild.add_argument(
+        "--into", help="a new DuckDB path (default: the config's, the old file kept beside it)"
+    )
+    rebuild.set_defaults(run=_rebuild)
+
     sql = sub.add_parser("sql", help="query the serving database")
     sql.add_argument("--config", type=Path, help="read serving_dsn from this config")
     sql.add_argument("--db", help="DuckDB path or md: DSN (default data/lms-sync.duckdb)")
@@ -100,6 +123,36 @@ def _sync(ns: argparse.Namespace) -> int:
         f"synced {result['courses']} courses of {config.institution_id} "
         f"({result.get('mode', 'full')}, window {window})"
     )
+    return 0
+
+
+def _replay(ns: argparse.Namespace) -> int:
+    load_config(ns.config)
+    from flows.replay import replay
+
+    try:
+        results = replay(ns.config)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        print(f"lms-sync: replay failed: {exc}", file=sys.stderr)
+        return 1
+    if not results:
+        print("no dead letters to replay")
+        return 0
+    for r in results:
+        state = "loaded" if r["completed"] else "still failing (see the run's artifacts)"
+        print(f"window {r['window']}: {len(r['courses'])} courses {state}")
+    return 0 if all(r["completed"] for r in results) else 1
+
+
+def _rebuild(ns: argparse.Namespace) -> int:
+    load_config(ns.config)
+    from flows.replay import rebuild_from_staging
+
+    result = rebuild_from_staging(ns.config, into=ns.into)
+    kept = f" (previous database kept at {result['previous']})" if result["previous"] else ""
+    print(f"rebuilt {result['serving']} from {len(result['windows'])} staging windows{kept}")
     return 0
 
 

@@ -53,6 +53,8 @@ def summary_rows(summary: RunSummary) -> list[dict[str, Any]]:
             "requests": summary.http.get("requests", 0),
             "throttled": summary.http.get("throttled", 0),
             "retried": summary.http.get("retried", 0),
+            "dead letters": len(summary.dead_letters),
+            "mode": summary.mode,
         }
     )
     return rows
@@ -87,6 +89,19 @@ def quarantine_markdown(summary: RunSummary) -> str:
             "| --- | --- | --- |",
         ]
         lines += [f"| {f.course_id} | {f.kind} | {f.error} |" for f in summary.failures]
+    if summary.dead_letters:
+        lines += [
+            "",
+            "## Dead letters (re-drive with `lms-sync replay`)",
+            "",
+            "| course | endpoint | last status | attempts | error | body excerpt |",
+            "| --- | --- | ---: | ---: | --- | --- |",
+        ]
+        lines += [
+            f"| {d['course_id']} | {d['request']['endpoint']} | {d['last_status']} "
+            f"| {d['attempts']} | {d['error']} | {d['body_excerpt']} |"
+            for d in summary.dead_letters
+        ]
     return "\n".join(lines)
 
 

@@ -41,7 +41,8 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from connectors.errors import CircuitOpenError, PermanentError
+from connectors.errors import CircuitOpenError, ConnectorError, PermanentError
+from flows import deadletters
 from flows.limits import VendorLimits, bootstrap_limits
 from flows.reporting import publish_artifacts
 from flows.settings import ConfigError, InstitutionConfig, load_config
@@ -67,6 +68,10 @@ class SyncIncomplete(RuntimeError):
     """Some courses' data is missing; the message names them and why (no PII)."""
 
 
+class VendorUnavailable(RuntimeError):
+    """The vendor is down or refuses us: the run stopped instead of hammering it."""
+
+
 @dataclass(frozen=True)
 class RunContext:
     run_id: str
@@ -80,6 +85,8 @@ class RunContext:
     activity_since: datetime | None = None
     source_key: str = ""
     plans: dict[str, DomainPlan] = field(default_factory=dict)
+    full: bool = False
+    keep_cursor: bool = False  # replay: load the courses, leave the domain cursors alone
 
 
 @dataclass
@@ -99,6 +106,7 @@ class RunSummary:
     courses: list[str] = field(default_factory=list)
     staged: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[CourseFailure] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
     http: dict[str, Any] = field(default_factory=dict)
     load: LoadReport | None = None
 
@@ -185,7 +193,7 @@ def load_serving(
     manifests = store.committed(institution=ctx.institution, vendor=ctx.vendor, window=ctx.window)
     frames = {}
     partial: dict[str, set[str]] = {}
-    cursors: dict[str, datetime] = {}
+    cursors: dict[str, datetime | None] = {}
     for domain, names in streams.items():
         chosen = [
             m for m in manifests if m.key.domain == domain and m.key.course_id in loaded[domain]
@@ -195,7 +203,7 @@ def load_serving(
             partial[stream] = {m.key.course_id for m in chosen if m.is_partial(stream)}
         # The signpost: never past the start of a run whose fetch this load used.
         starts = [datetime.fromisoformat(m.until) for m in chosen if m.until]
-        cursors[domain] = min([ctx.started, *starts])
+        cursors[domain] = None if ctx.keep_cursor else min([ctx.started, *starts])
     return load_staged(
         frames=frames,
         courses_loaded=loaded,
@@ -241,6 +249,7 @@ def _context(
         started=started,
         activity_since=started - timedelta(days=config.engagement_lookback_days),
         plans=plans,
+        full=full,
     )
 
 
@@ -294,14 +303,35 @@ def _stage_courses(
                 summary.staged[course_id] = state.result()["domains"]
                 continue
             error = state.result(raise_on_failure=False)
-            summary.failures.append(
-                CourseFailure(
-                    course_id=course_id, error=str(error), kind=getattr(error, "kind", "transient")
-                )
+            failure = CourseFailure(
+                course_id=course_id, error=str(error), kind=getattr(error, "kind", "transient")
             )
+            summary.failures.append(failure)
+            if isinstance(error, BaseException) and failure.kind != "configuration":
+                _dead_letter(ctx, course_id, error, summary)
     finally:
         summary.http = source.stats()
         _SOURCES.pop(ctx.source_key or ctx.run_id, None)
+
+
+def _dead_letter(
+    ctx: RunContext, course_id: str, error: BaseException, summary: RunSummary
+) -> None:
+    """Keep the course for ``lms-sync replay`` (``flows/deadletters.py``)."""
+    body = deadletters.letter(
+        error=error,
+        course_id=course_id,
+        vendor=ctx.vendor,
+        window=ctx.window,
+        domains=list(ctx.domains),
+        plans={d: p.to_json() for d, p in ctx.plans.items()},
+        run_id=ctx.run_id,
+        full=ctx.full,
+    )
+    StagingStore(ctx.staging_uri).write_dead_letter(
+        institution=ctx.institution, vendor=ctx.vendor, body=body
+    )
+    summary.dead_letters.append(body)
 
 
 @flow(name="sync-institution", task_runner=ThreadPoolTaskRunner(max_workers=8))
@@ -312,12 +342,14 @@ def sync_institution(
     overrides: dict[str, Any] | None = None,
     shards: int | None = None,
     full: bool = False,
+    keep_cursor: bool = False,
 ) -> dict[str, Any]:
     """Sync one institution's courses for a window into its serving database.
 
     Incremental by default: a domain with a cursor fetches only what changed since (see the
     module docstring). ``full=True`` (``lms-sync sync --full``) fetches everything and
-    soft-deletes whatever is gone — the periodic backstop.
+    soft-deletes whatever is gone — the periodic backstop. ``keep_cursor`` (``lms-sync replay``)
+    loads without moving any cursor: a replay covers a few courses, a cursor covers them all.
 
     ``window`` names the extraction window (default: today's full sync, ``full-YYYY-MM-DD``);
     rerunning the same window reuses what was staged. ``overrides`` are config values that win over
@@ -348,6 +380,7 @@ def sync_institution(
                     shards=shards or source_config.shards,
                     launch={"config_file": config_file, "overrides": overrides, "source": index},
                     full=full,
+                    keep_cursor=keep_cursor,
                 )
             )
     flush()
@@ -381,6 +414,7 @@ def _sync_source(
     shards: int,
     launch: dict[str, Any],
     full: bool = False,
+    keep_cursor: bool = False,
 ) -> RunSummary:
     """One LMS of the institution: list courses, stage them (here or in shards), load, report."""
     source = open_source(config)
@@ -394,6 +428,7 @@ def _sync_source(
         full=full,
         state=state,
     )
+    ctx = replace(ctx, keep_cursor=keep_cursor)
     log = get_logger(run_id=run_id, institution=ctx.institution, vendor=ctx.vendor)
     incremental = any(p.since is not None for p in ctx.plans.values())
     summary = RunSummary(
@@ -405,9 +440,12 @@ def _sync_source(
     )
     with _tracer.start_as_current_span("source", attributes={"lms.vendor": ctx.vendor}):
         try:
-            summary.courses = config.course_ids or [
-                c["id"] for c in source.list_courses(term=config.term_filter)
-            ]
+            try:
+                summary.courses = config.course_ids or [
+                    c["id"] for c in source.list_courses(term=config.term_filter)
+                ]
+            except ConnectorError as exc:
+                raise _unavailable(ctx.vendor, exc, source) from None
             log.info(
                 "courses to sync",
                 extra={"fields": {"courses": len(summary.courses), "shards": shards}},
@@ -431,11 +469,29 @@ def _sync_source(
     return summary
 
 
+def _unavailable(vendor: str, error: Exception, source: Source) -> Exception:
+    """Listing courses failed: a revoked token or a vendor that is down ends the run at once."""
+    if getattr(error, "kind", None) == "configuration":
+        return VendorUnavailable(f"{vendor} refused the credentials, nothing was synced: {error}")
+    breaker = getattr(getattr(source, "client", None), "_breaker", None)
+    state = f"circuit breaker {breaker.state}" if breaker is not None else "no circuit breaker"
+    return VendorUnavailable(f"{vendor} is unavailable ({state}); nothing was synced: {error}")
+
+
 def _raise_if_incomplete(summaries: list[RunSummary], config: InstitutionConfig) -> None:
     """A run that lost data, or quarantined more than the institution allows, is not Completed."""
     problems = []
     for summary in summaries:
         where = f"{summary.vendor}: " if len(summaries) > 1 else ""
+        if any("circuit open" in f.error or "CircuitOpen" in f.error for f in summary.failures):
+            problems.append(
+                f"{summary.vendor} is unavailable: circuit breaker open after repeated failures;"
+                " courses were stopped instead of hammering it"
+            )
+        if summary.dead_letters:
+            problems.append(
+                f"{where}{len(summary.dead_letters)} dead letters written: run `lms-sync replay`"
+            )
         if summary.failures:
             names = ", ".join(f"{f.course_id} ({f.error})" for f in summary.failures[:20])
             problems.append(

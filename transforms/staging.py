@@ -634,6 +634,46 @@ class StagingStore:
             return {}
         return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
 
+    def write_dead_letter(self, *, institution: str, vendor: str, body: Mapping[str, Any]) -> str:
+        """Keep a course × domains that exhausted its retries, for ``lms-sync replay``.
+
+        One JSON file per (window, course) under ``_dead_letters/{institution}/{vendor}/``,
+        replaced atomically if the same course fails again in the same window. ``body`` must be
+        PII-free (the flow builds it from the error's templated endpoint, status and excerpt).
+        Returns the letter's id.
+        """
+        letter_id = f"{body['window']}--course={body['course_id']}"
+        folder = self._dead_letter_dir(institution, vendor)
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".tmp-{uuid.uuid4().hex}"
+        _atomic.write_durably(temp, json.dumps(body, ensure_ascii=False, default=str).encode())
+        os.replace(temp, folder / f"{_path_segment('letter', letter_id)}.json")
+        return letter_id
+
+    def dead_letters(self, *, institution: str, vendor: str | None = None) -> list[dict[str, Any]]:
+        """Every dead letter of the institution (optionally one vendor), oldest first."""
+        base = self.root / "_dead_letters" / _path_segment("institution", institution)
+        folders = [base / _path_segment("vendor", vendor)] if vendor else sorted(base.glob("*"))
+        letters = []
+        for folder in folders:
+            for path in sorted(folder.glob("*.json")):
+                body = json.loads(path.read_text())
+                body["id"] = path.stem
+                letters.append(body)
+        return sorted(letters, key=lambda b: str(b.get("at", "")))
+
+    def remove_dead_letter(self, *, institution: str, vendor: str, letter_id: str) -> None:
+        path = self._dead_letter_dir(institution, vendor) / f"{letter_id}.json"
+        path.unlink(missing_ok=True)
+
+    def _dead_letter_dir(self, institution: str, vendor: str) -> Path:
+        return (
+            self.root
+            / "_dead_letters"
+            / _path_segment("institution", institution)
+            / _path_segment("vendor", vendor)
+        )
+
     def _notes_dir(self, institution: str, run_id: str) -> Path:
         return (
             self.root

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -90,6 +90,11 @@ def create_app(
     )
     app.state.institution = institution
     app.state.settings = settings
+    # Chaos knobs a test flips while the server runs (see emulators/canvas/README.md):
+    # courses whose every request answers 503 (a course that exhausts its retries), and a change
+    # applied to the institution between two pages of a submissions list.
+    app.state.unavailable_courses = set()
+    app.state.change_mid_paging = None  # kwargs for Institution.apply_changes, used once
     app.state.stats = stats if stats is not None else EmulatorStats()
     app.add_middleware(CanvasFrontDoor, settings=settings, stats=app.state.stats)
     bulk.install(app, institution, settings)  # Canvas Data 2 (DAP) and account reports
@@ -201,6 +206,11 @@ def _live_course(request: Request) -> CourseSpec:
         )
     if spec is None or spec.workflow_state == "deleted":
         raise not_found()
+    if spec.id in request.app.state.unavailable_courses:
+        raise CanvasError(
+            503,
+            {"errors": [{"message": "An error occurred.", "error_code": "service_unavailable"}]},
+        )
     return spec
 
 
@@ -378,6 +388,7 @@ async def _submissions(request: Request) -> Response:
         student_ids = allowed if student_ids is None else student_ids & allowed
     if student_ids is not None and not student_ids:
         return _bookmarked(request, lambda start, inclusive: iter(()), _submission_key)
+    _maybe_change_mid_paging(request, inst)
 
     def keep(sub: dict) -> bool:
         if workflow_state and sub["workflow_state"] != workflow_state:
@@ -417,6 +428,17 @@ async def _assignment_submissions(request: Request) -> Response:
         return inst.iter_submissions(spec.id, start_id=first, assignment_ids=only)
 
     return _bookmarked(request, seek, _submission_key)
+
+
+def _maybe_change_mid_paging(request: Request, inst: Institution) -> None:
+    """Chaos: on the first later page of a submissions list, change the institution (once)."""
+    page = request.query_params.get("page")
+    change = request.app.state.change_mid_paging
+    if change is None or page in (None, "first", "bookmark:first"):
+        return
+    request.app.state.change_mid_paging = None
+    moment = datetime.now(UTC) - timedelta(seconds=5)  # before the run's load: not "future"
+    inst.apply_changes(at=moment, **change)
 
 
 def _submission_key(sub: dict) -> int:

@@ -70,6 +70,7 @@ class CanvasEmulator:
     def start(self, timeout: float = 5.0) -> CanvasEmulator:
         """Bind, start serving and wait until the server accepts connections."""
         app = create_app(self.institution, settings=self.settings, stats=self.stats)
+        self.app = app  # app.state holds the chaos knobs a test may flip while serving
         self._socket = _bind(self._port)
         port = self._socket.getsockname()[1]
         self.base_url = f"http://{HOST}:{port}"
