@@ -1,0 +1,120 @@
+"""Incremental sync: what an incremental sync costs after 1 % of submissions change, against a
+full sync of the same institution (issue 5 targets: ≤ 5 % of the requests, ≤ 10 % of the time),
+and what a sync costs when nothing changed, against the minimum that can tell so.
+
+One emulated Canvas in this process (the changes are applied to its Institution between syncs),
+the real flow on an ephemeral Prefect, a DuckDB file. The full sync and both incremental syncs
+hit the same server in the same run, so the ratios compare like with like.
+
+* ``incremental_1pct_requests_vs_full`` — requests at the emulator, incremental / full.
+* ``incremental_1pct_seconds_vs_full`` — wall time of the flow run, incremental / full.
+* ``no_change_requests_vs_minimum`` — requests of a sync after no change / the minimum: the
+  course list, then per course the eight reads that can show a change (course, sections,
+  enrollments, users, assignments, ``submitted_since``, ``graded_since``, student summaries).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.results import Figure
+
+COURSES = 8
+STUDENTS = 95  # with staff, 98 enrollments: one page
+ASSIGNMENTS = 98  # with the unpublished one, 99 assignments: one page
+TOKEN = "bench-token"
+HMAC_ENV = "BENCH_LMS_SYNC_HMAC_KEY"
+REQUEST_TARGET = 0.05
+TIME_TARGET = 0.10
+PER_COURSE_MINIMUM = 8
+
+
+def run() -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="lms-sync-bench-incremental-") as tmp:
+        work = Path(tmp)
+        os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+        os.environ[HMAC_ENV] = secrets.token_hex(32)
+        return _measure(work)
+
+
+def _measure(work: Path) -> list[Figure]:
+    from emulators.canvas.institution import Institution
+    from emulators.canvas.server import CanvasEmulator
+    from emulators.canvas.settings import CanvasEmulatorSettings
+    from emulators.canvas.throttle import ThrottleSettings
+    from flows.sync import sync_institution
+
+    inst = Institution(
+        seed=11, courses=COURSES, students_per_course=STUDENTS, assignments_per_course=ASSIGNMENTS
+    )
+    settings = CanvasEmulatorSettings(token=TOKEN, throttle=ThrottleSettings(enabled=False))
+    config = {
+        "institution_id": "bench-u",
+        "vendor": "canvas",
+        "token": TOKEN,
+        "staging_uri": str(work / "staging"),
+        "serving_dsn": str(work / "serving.duckdb"),
+        "hmac_key_ref": f"env:{HMAC_ENV}",
+        "engagement_lookback_days": 3650,
+        "quota": {"max_concurrent_courses": 8},
+    }
+    with CanvasEmulator(inst, settings=settings) as emu:
+        config["base_url"] = emu.base_url
+
+        def sync() -> tuple[int, float, dict]:
+            before = emu.stats.requests
+            started = time.perf_counter()
+            result = sync_institution(overrides=config)
+            return emu.stats.requests - before, time.perf_counter() - started, result
+
+        # Warm-up (ephemeral Prefect start, imports) on a throwaway database, so the full sync's
+        # time is the sync's own.
+        warm = {"serving_dsn": str(work / "warm.duckdb"), "staging_uri": str(work / "warm")}
+        sync_institution(overrides={**config, **warm, "course_ids": ["101"]})
+        full_requests, full_seconds, full = sync()
+        changed = inst.apply_changes(
+            fraction=0.01, seed=1, at=datetime.now(UTC) - timedelta(seconds=1)
+        )
+        inc_requests, inc_seconds, inc = sync()
+        none_requests, none_seconds, _ = sync()
+    live = full["courses"]
+    minimum = 1 + PER_COURSE_MINIMUM * live
+    print(
+        f"  full: {full_requests} requests in {full_seconds:.1f}s ({live} courses, "
+        f"{inst.counts()['submissions']} submissions)\n"
+        f"  changes: {changed}\n"
+        f"  incremental ({inc['mode']}): {inc_requests} requests in {inc_seconds:.1f}s — "
+        f"requests {inc_requests / full_requests:.1%} (target ≤ {REQUEST_TARGET:.0%}: "
+        f"{_met(inc_requests / full_requests <= REQUEST_TARGET)}), time "
+        f"{inc_seconds / full_seconds:.1%} (target ≤ {TIME_TARGET:.0%}: "
+        f"{_met(inc_seconds / full_seconds <= TIME_TARGET)})\n"
+        f"  no change: {none_requests} requests in {none_seconds:.1f}s; minimum {minimum} "
+        f"({_met(none_requests <= minimum)})"
+    )
+    return [
+        Figure.compare(
+            "incremental_1pct_requests_vs_full", inc_requests, "requests",
+            baseline_name="full sync", baseline_value=full_requests,
+        ),
+        Figure.compare(
+            "incremental_1pct_seconds_vs_full", inc_seconds, "s",
+            baseline_name="full sync", baseline_value=full_seconds,
+        ),
+        Figure.compare(
+            "no_change_requests_vs_minimum", none_requests, "requests",
+            baseline_name="course list + 8 reads per course", baseline_value=minimum,
+        ),
+    ]  # fmt: skip
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
