@@ -76,11 +76,11 @@ FAULTS = {
     "all faults at 5 %": (FaultSettings(rate=0.05, seed=5, slow_seconds=2.0), None),
     "throttling, 403 dialect": (
         FaultSettings(),
-        ThrottleSettings(dialect="403", up_front_cost=150.0),
+        ThrottleSettings(dialect="403", hwm=250.0, up_front_cost=150.0),
     ),
     "throttling, 429 dialect": (
         FaultSettings(),
-        ThrottleSettings(dialect="429", up_front_cost=150.0),
+        ThrottleSettings(dialect="429", hwm=250.0, up_front_cost=150.0),
     ),
 }
 
