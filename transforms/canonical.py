@@ -46,6 +46,9 @@ ENROLLMENT_STATES = ("active", "invited", "inactive", "completed", "rejected", "
 COURSE_STATES = ("unpublished", "available", "completed", "deleted")
 SUBMISSION_STATUSES = ("unsubmitted", "submitted", "pending_review", "graded", "deleted")
 ATTENDANCE_STATUSES = ("present", "late", "absent", "excused")
+COMPLETION_STATES = ("incomplete", "complete", "complete_pass", "complete_fail")
+COMPLETION_TRACKING = ("none", "manual", "automatic")
+SCHOOL_TYPES = ("school", "district")
 
 
 def row_key(entity: str, vendor: str, source_id: str) -> uuid.UUID:
@@ -85,10 +88,11 @@ class Ref:
     source: str
     must_resolve: bool = False
     required: bool = False
+    name: str | None = None  # the key column, when not ``<entity>_key`` (a self-reference)
 
     @property
     def column(self) -> str:
-        return f"{_singular(self.entity)}_key"
+        return self.name or f"{_singular(self.entity)}_key"
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,10 @@ class Table:
     ``course_ref``: the Ref that scopes the row to a course — soft deletion of rows missing from
     the source only touches courses whose partition for the domain was loaded in this run.
     ``delete_absent``: whether a row missing from a complete course partition is soft-deleted.
+    ``added`` / ``added_refs``: columns and references added after the table first shipped. They
+    are part of ``columns`` / ``refs`` like any other, but sit after the lineage columns in the
+    serving layout — where ``ALTER TABLE ADD COLUMN`` puts them in a database made before them, so
+    old and new databases have the same layout (``load.ensure_schema``).
     """
 
     name: str
@@ -108,6 +116,12 @@ class Table:
     person: bool = False
     course_ref: str | None = None
     delete_absent: bool = False
+    added: tuple[Column, ...] = ()
+    added_refs: tuple[Ref, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", (*self.columns, *self.added))
+        object.__setattr__(self, "refs", (*self.refs, *self.added_refs))
 
     @property
     def entity(self) -> str:
@@ -127,7 +141,7 @@ class Table:
             ("vendor", "VARCHAR"),
             ("source_id", "VARCHAR"),
         ]
-        cols += [(r.column, "UUID") for r in self.refs]
+        cols += [(r.column, "UUID") for r in self.refs if r not in self.added_refs]
         if self.person:
             cols += [("person_key", "UUID"), ("person_token", "VARCHAR")]
         if self.is_people:
@@ -138,10 +152,17 @@ class Table:
                 ("email_token", "VARCHAR"),
                 ("token_key_version", "VARCHAR"),
             ]
-        cols += [(c.name, c.type) for c in self.columns]
+        cols += [(c.name, c.type) for c in self.columns if c not in self.added]
         cols += [("deleted_at", "TIMESTAMPTZ")]
         cols += list(LINEAGE)
+        cols += self.added_columns()
         return cols
+
+    def added_columns(self) -> list[tuple[str, str]]:
+        """(name, type) of the columns added after the table first shipped, in layout order."""
+        return [(r.column, "UUID") for r in self.added_refs] + [
+            (c.name, c.type) for c in self.added
+        ]
 
     def ddl(self) -> str:
         body = ",\n    ".join(f"{n} {t}" for n, t in self.serving_columns())
@@ -149,7 +170,12 @@ class Table:
 
 
 def _singular(name: str) -> str:
-    irregular = {"people": "person", "engagement_daily": "engagement", "attendance": "attendance"}
+    irregular = {
+        "people": "person",
+        "engagement_daily": "engagement",
+        "attendance": "attendance",
+        "activity_completion": "activity_completion",
+    }
     if name in irregular:
         return irregular[name]
     if name == "attendance_rates":
@@ -160,7 +186,18 @@ def _singular(name: str) -> str:
 _TS = "TIMESTAMPTZ"
 _COURSE = Ref("courses", "course_id", must_resolve=False, required=True)
 
+# Columns added after the first release are appended to a table's DDL for new databases and added
+# by ``ensure_schema`` (ALTER TABLE ADD COLUMN IF NOT EXISTS) to databases made before them.
 TABLES: tuple[Table, ...] = (
+    Table(
+        "schools",
+        refs=(Ref("schools", "parent_id", name="parent_school_key"),),
+        columns=(
+            Column("name", "VARCHAR"),
+            Column("type", "VARCHAR", enum=SCHOOL_TYPES),
+            Column("identifier", "VARCHAR"),
+        ),
+    ),
     Table(
         "terms",
         columns=(
@@ -182,6 +219,8 @@ TABLES: tuple[Table, ...] = (
             Column("end_at", _TS),
             Column("time_zone", "VARCHAR"),
         ),
+        # OneRoster (issue 10): the class's school; null for LMSs (they carry no school).
+        added_refs=(Ref("schools", "school_id"),),
     ),
     Table(
         "sections",
@@ -217,6 +256,8 @@ TABLES: tuple[Table, ...] = (
             Column("last_activity_at", _TS, not_future=True),
             Column("total_activity_seconds", "BIGINT"),
         ),
+        # OneRoster ``primary``: the class's primary teacher; null where a vendor has no flag.
+        added=(Column("is_primary", "BOOLEAN"),),
     ),
     Table(
         "assignments",
@@ -249,6 +290,8 @@ TABLES: tuple[Table, ...] = (
             Column("excused", "BOOLEAN"),
             Column("attempt", "INTEGER"),
         ),
+        # Pass/fail against the vendor's grade-to-pass; null where there is no pass mark.
+        added=(Column("passed", "BOOLEAN"),),
     ),
     Table(
         "course_grades",
@@ -298,6 +341,20 @@ TABLES: tuple[Table, ...] = (
             Column("participations", "BIGINT"),
             Column("active_seconds", "DOUBLE"),
             Column("last_access_at", _TS, not_future=True),
+        ),
+    ),
+    Table(
+        "activity_completion",
+        refs=(_COURSE, Ref("enrollments", "enrollment_id")),
+        person=True,
+        course_ref="courses",
+        delete_absent=True,
+        columns=(
+            Column("activity_id", "VARCHAR", required=True),
+            Column("module_type", "VARCHAR"),
+            Column("state", "VARCHAR", enum=COMPLETION_STATES, required=True),
+            Column("completed_at", _TS, not_future=True),
+            Column("tracking", "VARCHAR", enum=COMPLETION_TRACKING),
         ),
     ),
 )

@@ -116,8 +116,12 @@ def connect(dsn: str, *, memory_limit: str | None = "1536MB") -> duckdb.DuckDBPy
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create what is missing: tables, and on a database made by an older release the columns
+    added since (``Table.added``; they are last in both layouts, so old and new agree)."""
     for t in TABLES:
         con.execute(t.ddl())
+        for name, sql_type in t.added_columns():
+            con.execute(f"ALTER TABLE {t.name} ADD COLUMN IF NOT EXISTS {name} {sql_type}")
     for ddl in BOOKKEEPING_DDL:
         con.execute(ddl)
 

@@ -145,8 +145,24 @@ GRADES = _list(
     key=("columnId", "userId"),
 )
 
+# GET /v2/courses/{courseId}/gradebook/columns/{columnId}/users/lastChanged → GradeV2: the grade
+# with the column's largest ``changeIndex``. Incremental gradebook syncs compare it with the last
+# load's; a full sync stages the same record from the column's grade pages (no extra call), so
+# every gradebook partition holds each graded column's newest ``changeIndex``.
+LAST_CHANGED = Endpoint(
+    stream="last_changed",
+    domain="gradebook",
+    path="v2/courses/{course_id}/gradebook/columns/{column_id}/users/lastChanged",
+    paging="object",
+    fields=GRADES.fields,
+    key=("columnId", "userId"),
+    params=(("fields", ",".join(GRADES.fields)),),
+)
+
 # GET /v2/courses/{courseId}/gradebook/columns/{columnId}/attempts → AttemptV2. AttemptV2 has no
-# column id: ``columnId`` is filled from the request path by the source.
+# column id: ``columnId`` is filled from the request path by the source. Nor has it a number:
+# ``attemptNumber`` (staged, never requested) is the attempt's place among the user's attempts on
+# the column in ``attemptDate`` order, numbered by the source over all of the column's pages.
 ATTEMPTS = _list(
     "attempts",
     "gradebook",
@@ -166,6 +182,7 @@ ATTEMPTS = _list(
     ),
     "attempts",
 )
+ATTEMPTS = replace(ATTEMPTS, fields=(*ATTEMPTS.fields, "attemptNumber"))
 
 # GET /v1/courses/{courseId}/meetings → CourseMeeting (id int64)
 MEETINGS = _list(
@@ -191,6 +208,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     MEMBERSHIPS,
     COLUMNS,
     GRADES,
+    LAST_CHANGED,
     ATTEMPTS,
     MEETINGS,
     MEETING_USERS,

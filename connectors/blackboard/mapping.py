@@ -20,14 +20,18 @@ What Learn does not have, and why it is null:
   SIS id and dates are null.
 * ``people.grade_level`` — ``educationLevel`` is K8|HighSchool|Freshman…|PostGraduateSchool, never a
   K–12 grade: null.
-* ``enrollments.start_at``/``end_at``/``total_activity_seconds`` — not in CourseMembership: null;
+* ``enrollments.start_at``/``end_at``/``total_activity_seconds``/``is_primary`` — not in
+  CourseMembership (Learn has no primary-instructor flag there): null;
   ``last_activity_at`` = ``lastAccessed`` (batched by Learn, up to five minutes behind).
 * ``submissions`` — one per (column, student) grade of a non-total column (GradeV2): ``score`` =
   ``score``, ``grade`` = ``text`` (else ``displayGrade.text``), status ``graded``/``submitted``
   (NeedsGrading), ``excused`` = ``exempt``, ``submitted_at`` = ``lastRelevantDate`` (the date of the
   attempt the grade rests on), ``late`` = submitted after the column's ``grading.due``;
-  ``graded_at``, ``missing`` and ``attempt`` are not in GradeV2: null. Attempts are staged (raw
-  detail) but not mapped.
+  ``graded_at`` and ``missing`` are not in GradeV2: null. ``attempt`` = the number of attempts the
+  student has made on an Attempts-graded column (AttemptV2 carries no attempt number: the source
+  numbers each user's attempts on a column 1, 2, … in ``attemptDate`` order, so the count is the
+  latest attempt's number); null for columns graded without attempts. ``passed`` null: a
+  GradeV2/GradeColumnV2 carries no grade-to-pass (a pass/fail *schema* is only display text).
 * ``course_grades`` — the grades of the column with ``externalGrade`` true (the external/overall
   grade): current score and grade from it; ``final_*`` = the same (Learn has one overall grade).
 * ``attendance`` — meeting attendance records: ``session_date`` = the meeting ``start`` (UTC date),
@@ -101,6 +105,18 @@ def _membership_of_user() -> Join:
         stream="memberships",
         on=(("userId", "userId"), ("_course_id", "_course_id")),
         columns={"membership_id": pl.col("id")},
+    )
+
+
+def _latest_attempt() -> Join:
+    """The student's attempt count on the grade's column: the number of their latest attempt."""
+    keys = ("columnId", "userId", "_course_id")
+    number = pl.col("attemptNumber").cast(pl.Int64, strict=False)
+    return Join(
+        stream="attempts",
+        on=tuple((k, k) for k in keys),
+        columns={"attempts_made": pl.col("attemptNumber")},
+        filter=number == number.max().over(keys),
     )
 
 
@@ -230,6 +246,7 @@ def blackboard_mapping(*, extra_credit_allowed: bool = False) -> VendorMapping:
             joins=(
                 _column_is_total(False),
                 _membership_of_user(),
+                _latest_attempt(),
                 Join(
                     stream="columns",
                     on=(("columnId", "id"), ("_course_id", "_course_id")),
@@ -254,7 +271,8 @@ def blackboard_mapping(*, extra_credit_allowed: bool = False) -> VendorMapping:
                 > parse_timestamp(pl.col("column_due")),
                 "missing": pl.lit(None, pl.Boolean),
                 "excused": boolean("exempt"),
-                "attempt": pl.lit(None, pl.Int64),
+                "attempt": Parse(pl.col("attempts_made"), "int"),
+                "passed": pl.lit(None, pl.Boolean),
             },
         ),
         TableMap(

@@ -31,6 +31,10 @@ What Moodle does not have, and why it is null:
   submitted when ``status`` is submitted, else unsubmitted (draft and "new"). ``submitted_at`` =
   ``timemodified`` of a submitted row; ``late`` when that is after a non-zero due date;
   ``missing``/``excused`` null (Moodle has neither flag); ``attempt`` = ``attemptnumber`` + 1.
+  ``passed`` — pass/fail against the item's grade to pass, as Moodle itself evaluates it: the web
+  services expose no ``gradepass`` number, only the pass/fail icon the grade report puts in
+  ``gradeformatted`` when the item has a grade to pass (``title="Pass"`` → true, ``title="Fail"``
+  → false, §3.5); no icon (no grade to pass, or no grade yet) → null.
 * ``course_grades`` — the grade report's course-total item (``itemtype`` course, §3.5):
   ``current_*`` = its raw value and formatted text; Moodle has one total, so ``final_*`` null.
 * ``attendance`` — one row per mod_attendance log entry (blackboard-moodle-attendance.md §2a),
@@ -39,8 +43,13 @@ What Moodle does not have, and why it is null:
   students have no log row, so no row.
 * ``engagement_daily`` — Moodle's web services expose no page views or time spent (§2b: no
   logstore function): one row per student enrolment on the UTC day of ``lastcourseaccess``, with
-  ``last_access_at``; views, participations and seconds null. Activity completion (state 0–3) is
-  staged (stream ``completion``) but has no canonical table yet.
+  ``last_access_at``; views, participations and seconds null.
+* ``activity_completion`` — one row per student × tracked activity
+  (``core_completion_get_activities_completion_status``, §3.9): ``activity_id`` = ``cmid``,
+  ``module_type`` = ``modname``, state 0/1/2/3 → incomplete/complete/complete_pass/complete_fail
+  (anything else passes through and the enum rule quarantines it), ``completed_at`` =
+  ``timecompleted`` (0 → null), tracking 0/1/2 → none/manual/automatic. Identity =
+  ``<course>:<user>:<cmid>``; a student who leaves the course loses their rows (full comparison).
 """
 
 from __future__ import annotations
@@ -65,6 +74,8 @@ ROLE_BY_SHORTNAME = (
 )
 ROLE_RANK = {"admin": 0, "teacher": 1, "ta": 2, "designer": 3, "student": 4, "other": 5}
 ATTENDANCE_BY_ACRONYM = {"P": "present", "L": "late", "E": "excused", "A": "absent"}
+COMPLETION_STATE = {"0": "incomplete", "1": "complete", "2": "complete_pass", "3": "complete_fail"}
+COMPLETION_TRACKING = {"0": "none", "1": "manual", "2": "automatic"}
 
 
 def _epoch(col: str) -> pl.Expr:
@@ -100,6 +111,18 @@ def _shown(col: str) -> pl.Expr:
     """A grade-report text as shown, HTML removed (§3.5: pass/fail icon); "-" means no grade."""
     s = pl.col(col).str.replace_all(r"<[^>]*>", "").str.strip_chars()
     return pl.when((s == "-") | (s == "")).then(None).otherwise(s)
+
+
+def _passed(col: str) -> pl.Expr:
+    """The grade report's pass/fail icon (§3.5) → true/false; no icon → null."""
+    s = pl.col(col)
+    return (
+        pl.when(s.str.contains('title="Pass"', literal=True))
+        .then(pl.lit(True))
+        .when(s.str.contains('title="Fail"', literal=True))
+        .then(pl.lit(False))
+        .otherwise(pl.lit(None, pl.Boolean))
+    )
 
 
 def _enrolment_id(user: str) -> pl.Expr:
@@ -274,6 +297,7 @@ def moodle_mapping() -> VendorMapping:
                     (pl.col("attemptnumber").cast(pl.Int64, strict=False) + 1).cast(pl.String),
                     "int",
                 ),
+                "passed": _passed("shown"),
             },
         ),
         TableMap(
@@ -329,6 +353,24 @@ def moodle_mapping() -> VendorMapping:
                 "participations": pl.lit(None, pl.Int64),
                 "active_seconds": pl.lit(None, pl.Float64),
                 "last_access_at": Parse(_epoch("lastcourseaccess"), "timestamp"),
+            },
+        ),
+        TableMap(
+            table="activity_completion",
+            domain="engagement",
+            stream="completion",
+            columns={
+                "source_id": pl.concat_str(
+                    [_enrolment_id("userid"), pl.col("cmid")], separator=":"
+                ),
+                "course_id": COURSE,
+                "enrollment_id": _enrolment_id("userid"),
+                "user_id": pl.col("userid"),
+                "activity_id": pl.col("cmid"),
+                "module_type": pl.col("modname"),
+                "state": pl.col("state").replace(COMPLETION_STATE),
+                "completed_at": Parse(_epoch("timecompleted"), "timestamp"),
+                "tracking": pl.col("tracking").replace(COMPLETION_TRACKING),
             },
         ),
     )

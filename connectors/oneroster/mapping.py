@@ -16,25 +16,30 @@ Choices, and what is null and why:
 * **One section per class** (``sections``: id, name and ``sis_section_id`` = the class), so an
   LMS that imports each OneRoster class as a section (sis_section_id = class sourcedId) joins too;
   ``enrollments.section_id`` = the class.
+* ``schools`` — orgs of type ``school`` or ``district`` (natural key = org ``sourcedId``): name,
+  type, ``identifier`` (the org's own code, e.g. a state school id — not a person's), parent =
+  ``parentSourcedId`` (a school's district). Other org types (department, local, state,
+  national) are not schools: no rows. ``courses.school_id`` = the class's ``schoolSourcedId``.
 * ``terms`` — every academic session (schoolYear, term, semester, gradingPeriod): name = title,
   sis_term_id = sourcedId, dates from ``startDate``/``endDate`` (UTC midnight).
 * ``people`` — one per user: SIS id = the ``{SIS:…}`` entry of ``userIds`` (any case), else
   ``identifier``; login = ``username``; role = the user's primary role (roles.csv / REST
   ``roles``); grade level = the first of ``grades`` through ``parse_grade_level`` (``KG`` → 0,
   ``05`` → 5; ``PK``/``TK``/``UG``/``IT``/``PR`` → null without a flag; anything else flagged);
-  status ``inactive`` when ``enabledUser`` is false. Schools (``primaryOrgSourcedId``) have no
-  canonical column yet.
+  status ``inactive`` when ``enabledUser`` is false. A user's school (``primaryOrgSourcedId``)
+  has no canonical column: the enrollments' classes carry their schools.
 * ``enrollments`` — role mapped from the 1.2 vocabulary (aide → ta, guardian/parent/relative →
   observer, the administrator roles → admin, proctor/counselor → other; anything else passes
   through and the enum rule quarantines it); dates = ``beginDate``/``endDate``; activity null.
-  The ``primary`` teacher flag has no canonical column yet (staged, see the report).
+  ``is_primary`` = the ``primary`` flag (true/false; empty → null, as the spec makes it optional
+  and meaningful for teachers only).
 * ``assignments`` — line items: points = ``resultValueMax``, due = ``dueDate``, grading type
   ``points``; ``published`` and ``extra_credit_allowed`` null (OneRoster has neither).
 * ``submissions`` — results: score = ``score``; status from ``scoreStatus`` (fully graded → graded,
   partially graded → pending_review, submitted → submitted, not submitted → unsubmitted, exempt →
   graded with ``excused``); ``graded_at`` = ``scoreDate`` of a (partially) graded result;
   ``grade`` null (a 1.2 result's score is a number; no text grade is staged); submitted_at, late,
-  missing and attempt null.
+  missing and attempt null; ``passed`` null (a 1.2 line item carries no pass mark).
 * no ``course_grades``, ``attendance`` or ``engagement_daily``: OneRoster carries none.
 * **Deletion**: ``status = tobedeleted`` (delta files and REST) → ``deleted_at`` =
   ``dateLastModified`` (else the fetch time) and state/status ``deleted``.
@@ -44,7 +49,16 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.mapping import Aggregate, Parse, TableMap, VendorMapping, num, parse_timestamp, ts
+from transforms.mapping import (
+    Aggregate,
+    Parse,
+    TableMap,
+    VendorMapping,
+    boolean,
+    num,
+    parse_timestamp,
+    ts,
+)
 
 __all__ = ["oneroster_mapping"]
 
@@ -97,6 +111,34 @@ def _no_date() -> Parse:
 def oneroster_mapping() -> VendorMapping:
     tables = (
         TableMap(
+            table="schools",
+            domain="roster",
+            stream="orgs",
+            filter=pl.col("type").is_in(["school", "district"]),
+            # One group over every partition (orgs live only in the district partition).
+            aggregate=Aggregate(
+                by={"sid": pl.col("sourcedId")},
+                pre={
+                    "name": pl.col("name"),
+                    "type": pl.col("type"),
+                    "identifier": pl.col("identifier"),
+                    "parent": pl.col("parentSourcedId"),
+                    "gone": _deleted_at(),
+                },
+                aggs={
+                    n: pl.col(n).last() for n in ("name", "type", "identifier", "parent", "gone")
+                },
+            ),
+            columns={
+                "source_id": pl.col("sid"),
+                "parent_id": pl.col("parent"),
+                "name": pl.col("name"),
+                "type": pl.col("type"),
+                "identifier": pl.col("identifier"),
+                "deleted_at": pl.col("gone"),
+            },
+        ),
+        TableMap(
             table="terms",
             domain="roster",
             stream="academic_sessions",
@@ -127,6 +169,7 @@ def oneroster_mapping() -> VendorMapping:
             columns={
                 "source_id": pl.col("sourcedId"),
                 "term_id": _first("termSourcedIds"),
+                "school_id": pl.col("schoolSourcedId"),
                 "name": pl.col("title"),
                 "course_code": pl.col("classCode"),
                 "sis_course_id": pl.col("sourcedId"),
@@ -204,6 +247,7 @@ def oneroster_mapping() -> VendorMapping:
                 "end_at": ts("endDate"),
                 "last_activity_at": _no_date(),
                 "total_activity_seconds": pl.lit(None, pl.Int64),
+                "is_primary": boolean("primary"),
                 "deleted_at": _deleted_at(),
             },
         ),

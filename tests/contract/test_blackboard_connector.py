@@ -81,6 +81,12 @@ def expected_ids(inst: Institution, course_id: str) -> dict[str, list[str]]:
             for c in columns
             for g in inst.grades(course_id, c["id"])
         ],
+        # Each graded column's newest grade (largest changeIndex), from its grade pages.
+        "last_changed": [
+            f"{c['id']}|{max(grades, key=lambda g: g['changeIndex'])['userId']}"
+            for c in columns
+            if (grades := inst.grades(course_id, c["id"]))
+        ],
         "attempts": [a["id"] for c in columns for a in inst.attempts(course_id, c["id"])],
         "meetings": [str(m["id"]) for m in meetings],
         "attendance_records": [
@@ -102,7 +108,7 @@ def staged_ids(store: StagingStore, course_id: str, window: str = "w1") -> dict[
     out = {}
     for e in ep.ENDPOINTS:
         frame = store.scan(e.stream, manifests).collect()
-        if e.stream == "grades":
+        if e.stream in ("grades", "last_changed"):
             out[e.stream] = sorted(
                 f"{c}|{u}" for c, u in zip(frame["columnId"], frame["userId"], strict=True)
             )

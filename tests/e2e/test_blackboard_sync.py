@@ -87,7 +87,7 @@ def expected_tables(inst: Institution, course_ids: list[str], key: bytes) -> dic
             out["terms"].append((c["termId"], None, None, None, None, None))
         out["courses"].append(
             (cid, c["termId"], c["name"], c["courseId"], c["externalId"], state,
-             _z(duration["start"]), _z(duration["end"]), None, None)
+             _z(duration["start"]), _z(duration["end"]), None, None, None)
         )  # fmt: skip
         membership_of: dict[str, str] = {}
         for m in inst.memberships(cid, expand_user=True):
@@ -97,7 +97,7 @@ def expected_tables(inst: Institution, course_ids: list[str], key: bytes) -> dic
             deleted = _z(m["modified"]) if mstate == "deleted" else None
             out["enrollments"].append(
                 (m["id"], cid, None, tok, tok, role, mstate, None, None, _z(m.get("lastAccessed")),
-                 None, deleted)
+                 None, None, deleted)
             )  # fmt: skip
             p = people.setdefault(m["userId"], {"user": user, "roles": [], "states": []})
             p["roles"].append(role)
@@ -116,6 +116,10 @@ def expected_tables(inst: Institution, course_ids: list[str], key: bytes) -> dic
                     (col["id"], cid, col["name"], float(col["score"]["possible"]), _z(due),
                      col["grading"]["type"], col["availability"]["available"] == "Yes", False, None)
                 )  # fmt: skip
+            # Attempt = how many attempts the student made on the column (null: none).
+            made: dict[str, int] = {}
+            for a in inst.attempts(cid, col["id"]):
+                made[a["userId"]] = made.get(a["userId"], 0) + 1
             for g in inst.grades(cid, col["id"]):
                 tok = person(users[g["userId"]])
                 text = g.get("text") or g.get("displayGrade", {}).get("text")
@@ -131,7 +135,8 @@ def expected_tables(inst: Institution, course_ids: list[str], key: bytes) -> dic
                 out["submissions"].append(
                     (f"{membership}:{col['id']}", cid, col["id"], tok, tok, score, text,
                      "submitted" if g.get("status") == "NeedsGrading" else "graded",
-                     _z(submitted), None, late, None, g["exempt"], None, None)
+                     _z(submitted), None, late, None, g["exempt"], made.get(g["userId"]), None,
+                     None)
                 )  # fmt: skip
         for meeting in inst.meetings(cid):
             for r in inst.meeting_users(cid, meeting["id"]):

@@ -18,7 +18,7 @@ from emulators.canvas.institution import build_institution as build_canvas
 from emulators.canvas.server import CanvasEmulator
 from emulators.canvas.settings import CanvasEmulatorSettings
 from emulators.moodle.faults import FaultSettings
-from emulators.moodle.institution import SCALE_ITEMS, Institution, build_institution
+from emulators.moodle.institution import PASS_GRADE, SCALE_ITEMS, Institution, build_institution
 from emulators.moodle.server import MoodleEmulator
 from emulators.moodle.settings import MoodleEmulatorSettings
 from tests.e2e.conftest import TOKEN as CANVAS_TOKEN
@@ -37,11 +37,14 @@ MOODLE_TABLES = (
     "course_grades",
     "attendance",
     "engagement_daily",
+    "activity_completion",
 )
 FAST = {"max_concurrent_courses": 8, "requests_per_second": 1000, "burst": 200}
 _RANK = ("admin", "teacher", "ta", "designer", "student", "other")
 _ROLE = {"editingteacher": "teacher", "teacher": "ta", "student": "student", "manager": "admin"}
 _ATT = {"P": "present", "L": "late", "E": "excused", "A": "absent"}
+_COMPLETION = ("incomplete", "complete", "complete_pass", "complete_fail")
+_TRACKING = ("none", "manual", "automatic")
 
 
 def _z(epoch: int | None) -> str | None:
@@ -72,7 +75,7 @@ def expected(inst: Institution, key: bytes, *, planted: set[str] = frozenset()) 
         state = "available" if c["visible"] else "unpublished"
         out["courses"].append(
             (str(cid), None, c["fullname"], c["shortname"], c["idnumber"] or None, state,
-             _z(c["startdate"]), _z(c["enddate"]), None, None)
+             _z(c["startdate"]), _z(c["enddate"]), None, None, None)
         )  # fmt: skip
         active = {u["id"] for u in inst.enrolled_users(cid, onlyactive=True)}
         for u in inst.enrolled_users(cid):
@@ -91,8 +94,15 @@ def expected(inst: Institution, key: bytes, *, planted: set[str] = frozenset()) 
             eid = f"{cid}:{u['id']}"
             out["enrollments"].append(
                 (eid, str(cid), None, t, t, role, state, None, None,
-                 _z(u["lastcourseaccess"]), None, None)
+                 _z(u["lastcourseaccess"]), None, None, None)
             )  # fmt: skip
+            if role == "student":
+                for st in inst.completion_statuses(cid, u["id"]):
+                    out["activity_completion"].append(
+                        (f"{eid}:{st['cmid']}", str(cid), eid, t, t, str(st["cmid"]),
+                         st["modname"], _COMPLETION[st["state"]], _z(st["timecompleted"]),
+                         _TRACKING[st["tracking"]], None)
+                    )  # fmt: skip
             if role == "student" and u["lastcourseaccess"]:
                 day = _z(u["lastcourseaccess"])[:10]
                 out["engagement_daily"].append(
@@ -129,13 +139,17 @@ def expected(inst: Institution, key: bytes, *, planted: set[str] = frozenset()) 
                 else:
                     status = "unsubmitted"
                 submitted = s["status"] == "submitted"
+                # Pass/fail only where the assignment has a grade to pass and a grade exists.
+                passed = None
+                if spec.kind == "pass" and grade is not None:
+                    passed = float(grade["grade"]) >= PASS_GRADE
                 out["submissions"].append(
                     (str(s["id"]), str(cid), str(spec.id), t, t,
                      _f(grade["grade"]) if grade else None, _shown(item["gradeformatted"]),
                      status, _z(s["timemodified"]) if submitted else None,
                      _z(grade["timemodified"]) if grade else None,
                      submitted and bool(spec.duedate) and s["timemodified"] > spec.duedate,
-                     None, None, 1, None)
+                     None, None, 1, passed, None)
                 )  # fmt: skip
         for session in inst.sessions(inst.attendance_id(cid)):
             acronyms = {str(st["id"]): st["acronym"] for st in session["statuses"]}

@@ -26,7 +26,10 @@ from tests.e2e.ground_truth import actual_tables, table_dump_digest, token
 
 pytestmark = pytest.mark.e2e
 
-TABLES = ("terms", "courses", "sections", "people", "enrollments", "assignments", "submissions")
+TABLES = (
+    "schools", "terms", "courses", "sections", "people", "enrollments", "assignments",
+    "submissions",
+)  # fmt: skip
 FAST = {"max_concurrent_courses": 8, "requests_per_second": 1000, "burst": 200}
 REST = {"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET, "quota": FAST}
 _ROLE = {"student": "student", "teacher": "teacher", "aide": "ta"}
@@ -81,6 +84,12 @@ def expected(inst: Institution, key: bytes, *, skip: frozenset[str] = frozenset(
              token(key, f"email:{u['email'].lower()}"), "v1", _ROLE[role], _grade(u["grades"]),
              status, None)
         )  # fmt: skip
+    for o in r["orgs"]:
+        if o["type"] in ("school", "district"):
+            out["schools"].append(
+                (o["sourcedId"], o["name"], o["type"], o["identifier"] or None,
+                 o["parentSourcedId"] or None, gone(o))
+            )  # fmt: skip
     for s in r["academicSessions"]:
         out["terms"].append(
             (s["sourcedId"], s["title"], s["sourcedId"], _z(s["startDate"]), _z(s["endDate"]), None)
@@ -89,7 +98,19 @@ def expected(inst: Institution, key: bytes, *, skip: frozenset[str] = frozenset(
         cid = c["sourcedId"]
         first_term = c["termSourcedIds"].split(",")[0]
         out["courses"].append(
-            (cid, first_term, c["title"], c["classCode"], cid, "available", None, None, None, None)
+            (
+                cid,
+                first_term,
+                c["title"],
+                c["classCode"],
+                cid,
+                "available",
+                None,
+                None,
+                None,
+                c["schoolSourcedId"],
+                None,
+            )
         )
         out["sections"].append((cid, cid, c["title"], cid, None, None, None))
     for e in r["enrollments"]:
@@ -99,7 +120,7 @@ def expected(inst: Institution, key: bytes, *, skip: frozenset[str] = frozenset(
         out["enrollments"].append(
             (e["sourcedId"], e["classSourcedId"], e["classSourcedId"], p, p, _ROLE[e["role"]],
              "deleted" if gone(e) else "active", _z(e["beginDate"]), _z(e["endDate"]), None,
-             None, gone(e))
+             None, {"true": True, "false": False}.get((e["primary"] or "").lower()), gone(e))
         )  # fmt: skip
     for li in r["lineItems"]:
         out["assignments"].append(
@@ -114,7 +135,7 @@ def expected(inst: Institution, key: bytes, *, skip: frozenset[str] = frozenset(
             (x["sourcedId"], classes[x["lineItemSourcedId"]], x["lineItemSourcedId"], p, p,
              float(x["score"]) if x["score"] else None, None, _STATUS[x["scoreStatus"]], None,
              _z(x["scoreDate"]) if graded else None, None, None, x["scoreStatus"] == "exempt",
-             None, None)
+             None, None, None)
         )  # fmt: skip
     return {t: sorted(rows, key=repr) for t, rows in out.items()}
 
