@@ -438,6 +438,14 @@ def _sync_source(
         vendor=ctx.vendor,
         mode="incremental" if incremental else "full",
     )
+    staged = getattr(source, "already_staged", None)
+    if staged is not None:  # a source that budgets its calls skips what the window already has
+        done: dict[str, set[str]] = {}
+        for m in StagingStore(ctx.staging_uri).committed(
+            institution=ctx.institution, vendor=ctx.vendor, window=ctx.window
+        ):
+            done.setdefault(m.key.course_id, set()).add(m.key.domain)
+        staged(done)
     with _tracer.start_as_current_span("source", attributes={"lms.vendor": ctx.vendor}):
         try:
             try:

@@ -106,8 +106,13 @@ def _pages(records: int, cap: int) -> int:
     return max(1, math.ceil(records / cap))
 
 
-def estimate_calls(size: CourseSize, caps: dict[str, int]) -> int:
-    """Calls one course's roster, gradebook and attendance need (students ≤ memberships).
+def estimate_calls(
+    size: CourseSize,
+    caps: dict[str, int],
+    domains: tuple[str, ...] = ("roster", "gradebook", "attendance"),
+) -> int:
+    """Calls one course's ``domains`` need (students ≤ memberships): an upper bound — an
+    incremental gradebook reads fewer.
 
     roster 1 + ⌈m/200⌉; gradebook ⌈c/200⌉ + c·⌈m/100⌉ + Σ⌈m·attempts/100⌉; attendance
     ⌈k/100⌉ + k·⌈m/100⌉.
@@ -118,7 +123,8 @@ def estimate_calls(size: CourseSize, caps: dict[str, int]) -> int:
     gradebook += sum(_pages(m * max(1, a), caps["attempts"]) for a in size.attempt_slots)
     attendance = _pages(size.meetings, caps["meetings"])
     attendance += size.meetings * _pages(m, caps["meeting_users"])
-    return roster + gradebook + attendance
+    per = {"roster": roster, "gradebook": gradebook, "attendance": attendance}
+    return sum(per[d] for d in domains if d in per)
 
 
 class QuotaBudgetExceeded(ConnectorError):

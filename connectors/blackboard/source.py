@@ -8,7 +8,7 @@ the breaker are the shared HTTP layer, and every field read is declared in ``end
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -86,6 +86,7 @@ class BlackboardSource:
         )
         self.meter = QuotaMeter(RequestRatePacer(rate_per_second=requests_per_second, burst=burst))
         self.estimate: dict[str, Any] | None = None
+        self._staged: dict[str, frozenset[str]] = {}
         self.client = VendorClient(
             vendor=VENDOR,
             base_url=f"{root}/learn/api/public/",
@@ -168,16 +169,29 @@ class BlackboardSource:
             self.preflight([c["id"] for c in listed])
         yield from listed
 
+    def already_staged(self, domains_by_course: Mapping[str, Iterable[str]]) -> None:
+        """The domains each course already has committed for the run's window (the flow reads
+        them from staging before listing courses): a rerun of the window fetches none of those,
+        so the budget estimate leaves them out and does not even probe a finished course."""
+        self._staged = {c: frozenset(d) for c, d in domains_by_course.items()}
+
     def preflight(self, course_ids: list[str]) -> dict[str, Any]:
-        """Estimate the calls syncing ``course_ids`` needs; raise if over the run's budget."""
+        """Estimate the calls syncing ``course_ids`` needs; raise if over the run's budget.
+        Domains already committed for the window (``already_staged``) cost nothing."""
         before = self.meter.calls
-        sizes = [self._probe(cid) for cid in course_ids]
+        todo = {
+            cid: tuple(d for d in ep.DOMAINS if d not in self._staged.get(cid, ()))
+            for cid in course_ids
+        }
+        sizes = [self._probe(cid) for cid in course_ids if todo[cid]]
         probes = self.meter.calls - before
-        needed = sum(estimate_calls(s, ep.PAGE_CAPS) for s in sizes) + 1  # + a token refresh
+        needed = sum(estimate_calls(s, ep.PAGE_CAPS, todo[s.course_id]) for s in sizes)
+        needed += 1  # + a token refresh
         start = self.meter.first_remaining
         spent = self.meter.calls
         self.estimate = {
             "courses": len(course_ids),
+            "courses_already_staged": sum(1 for d in todo.values() if not d),
             "calls_needed": needed,
             "probe_calls": probes,
             "remaining_at_start": start,

@@ -250,6 +250,30 @@ def test_estimate_matches_the_calls_a_sync_makes(institution, tmp_path):
     assert estimate["probe_calls"] == 3 * len(listed)
 
 
+def test_estimate_leaves_out_what_the_window_already_staged(institution, tmp_path):
+    store = StagingStore(tmp_path)
+    with BlackboardEmulator(institution, settings=_settings()) as emu:
+        with _source(emu, daily_call_budget_share=1.0) as s:
+            listed = [c["id"] for c in s.list_courses()]
+            full = s.stats()["estimate"]
+            assert _stage(s, store, listed) == dict.fromkeys(listed)
+        done: dict[str, set[str]] = {}
+        for m in store.committed(institution="contract", vendor="blackboard", window="w1"):
+            done.setdefault(m.key.course_id, set()).add(m.key.domain)
+        # One course lost its gradebook (as if the run had died there): only it is estimated.
+        done[listed[0]].discard("gradebook")
+        with _source(emu, daily_call_budget_share=1.0) as s:
+            s.already_staged(done)  # what the flow does before listing courses
+            before = emu.stats.snapshot()["paths"]
+            assert [c["id"] for c in s.list_courses()] == listed
+            again = s.stats()["estimate"]
+            after = emu.stats.snapshot()["paths"]
+    probed = {p for p in after if after[p] > before.get(p, 0) and "/courses/" in p}
+    assert again["courses_already_staged"] == len(listed) - 1
+    assert again["probe_calls"] == 3 and all(listed[0] in p for p in probed), probed
+    assert 1 < again["calls_needed"] < full["calls_needed"] / len(listed)
+
+
 def test_exhausted_quota_fails_courses_cleanly_and_the_next_run_completes(institution, tmp_path):
     listed = _live(institution)
     store = StagingStore(tmp_path)

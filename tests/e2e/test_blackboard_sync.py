@@ -213,11 +213,15 @@ def test_clean_run_equals_ground_truth(clean, hmac_key_hex):
 def test_second_run_of_the_window_changes_nothing(clean, run_sync):
     before = _digests(clean.run.serving)
     with BlackboardEmulator(clean.inst, settings=_settings()) as emu:
-        again = _run(run_sync, emu, clean.run.serving.parent)
+        again = _run(run_sync, emu, clean.run.serving.parent, daily_call_budget_share=0.5)
         paths = emu.stats.snapshot()["paths"]
     assert again.state.is_completed(), again.state.message
-    # Only the token and the course list: every partition of the window is reused.
+    # Only the token and the course list: every partition of the window is reused, and the
+    # budget check probes no course whose partitions are already committed.
     assert sum(paths.values()) == 2, paths
+    estimate = again.result["http"]["estimate"]
+    assert estimate["courses_already_staged"] == 3 and estimate["probe_calls"] == 0
+    assert estimate["calls_needed"] == 1
     assert _digests(clean.run.serving) == before
 
 
@@ -343,3 +347,74 @@ def test_no_pii_in_serving_logs_spans_or_artifacts(clean, faulty, observed):
     ).collect()
     hits = {find(str(v)) for row in members.iter_rows() for v in row} - {None}
     assert len(hits) > 20, hits
+
+
+class RegradedInstitution(Institution):
+    """After :meth:`regrade`, one student's grade in one Attempts-graded column changes, with a
+    ``changeIndex`` above every other (what Learn does on any grade change)."""
+
+    changed: tuple[str, str] | None = None
+
+    def regrade(self) -> tuple[str, str]:
+        course = self.course_ids()[0]
+        column = next(c for c in self.columns(course) if c["grading"]["type"] == "Attempts")
+        self.changed = (course, column["id"])
+        return self.changed
+
+    def grades(self, course_id, column_id, **kw):
+        out = super().grades(course_id, column_id, **kw)
+        if self.changed != (course_id, column_id):
+            return out
+        target = next(g for g in out if g.get("score") is not None)
+        bumped = {**target, "score": 1.0, "text": "1", "changeIndex": 99_000_000}
+        bumped["displayGrade"] = {**target["displayGrade"], "score": 1.0, "text": "1"}
+        return [bumped if g is target else g for g in out]
+
+
+def test_incremental_gradebook_reads_only_changed_columns(run_sync, tmp_path, hmac_key_hex):
+    inst = _institution(RegradedInstitution)
+    key = bytes.fromhex(hmac_key_hex)
+    with BlackboardEmulator(inst, settings=_settings()) as emu:
+        first = _run(run_sync, emu, tmp_path, window=None)
+        assert first.state.is_completed(), first.state.message
+        _assert_tables_match(first, inst, key)
+        course, column = inst.regrade()
+        before = dict(emu.stats.snapshot()["paths"])
+        second = _run(run_sync, emu, tmp_path, window=None)
+        after = emu.stats.snapshot()["paths"]
+    assert second.state.is_completed(), second.state.message
+    assert second.result["mode"] == "incremental"
+    _assert_tables_match(second, inst, key)
+    with duckdb.connect(str(second.serving), read_only=True) as con:
+        assert con.execute(
+            "SELECT count(*) FROM submissions WHERE score = 1.0 AND deleted_at IS NULL"
+        ).fetchone() == (1,)
+    paths = {p: n - before.get(p, 0) for p, n in after.items() if n > before.get(p, 0)}
+    grade_lists = [p for p in paths if p.endswith("/users") and "/gradebook/columns/" in p]
+    attempt_lists = [p for p in paths if p.endswith("/attempts")]
+    last_changed = [p for p in paths if p.endswith("/users/lastChanged")]
+    # Only the changed column's grades and attempts are read again; every graded column of
+    # every course is asked for its newest changeIndex, once.
+    assert grade_lists == [
+        f"/learn/api/public/v2/courses/{course}/gradebook/columns/{column}/users"
+    ]
+    assert attempt_lists == [
+        f"/learn/api/public/v2/courses/{course}/gradebook/columns/{column}/attempts"
+    ]
+    graded = sum(
+        1
+        for c in inst.course_ids(include_disabled=False)
+        for col in inst.columns(c)
+        if inst.grades(c, col["id"])
+    )
+    assert len(last_changed) == graded and all(paths[p] == 1 for p in last_changed)
+    store = StagingStore(str(second.staging))
+    gradebook = store.committed(
+        institution="e2e-university",
+        vendor="blackboard",
+        window=second.result["window"],
+        domain="gradebook",
+    )
+    assert gradebook and all(
+        set(m.partial) == {"grades", "last_changed", "attempts"} for m in gradebook
+    )

@@ -18,7 +18,14 @@ from emulators.canvas.institution import build_institution as build_canvas
 from emulators.canvas.server import CanvasEmulator
 from emulators.canvas.settings import CanvasEmulatorSettings
 from emulators.moodle.faults import FaultSettings
-from emulators.moodle.institution import PASS_GRADE, SCALE_ITEMS, Institution, build_institution
+from emulators.moodle.institution import (
+    PASS_GRADE,
+    SCALE_ITEMS,
+    Institution,
+    StudentWork,
+    build_institution,
+    grade_text,
+)
 from emulators.moodle.server import MoodleEmulator
 from emulators.moodle.settings import MoodleEmulatorSettings
 from tests.e2e.conftest import TOKEN as CANVAS_TOKEN
@@ -332,3 +339,49 @@ def test_canvas_and_moodle_share_a_person_token(run_sync, tmp_path, hmac_key_hex
         ).fetchall()
     assert vendors == [("canvas",), ("moodle",)]
     assert people == [("canvas", 1), ("moodle", 1)]
+
+
+class _Regraded(Institution):
+    """After :meth:`regrade`, one student's grade on one assignment changes (``timemodified`` =
+    the moment given, as Moodle stamps a regrade)."""
+
+    changed: tuple[int, int, int, int] | None = None
+
+    def regrade(self, at: int) -> tuple[int, int]:
+        cid = self.course_ids()[0]
+        spec = next(s for s in self.assign_specs(cid) if s.kind == "points")
+        uid = next(u for u in self.student_ids(cid) if self.work(cid, spec, u).grade is not None)
+        self.changed = (cid, spec.id, uid, at)
+        return cid, spec.id
+
+    def work(self, course_id, a, uid):
+        w = super().work(course_id, a, uid)
+        if self.changed is None or self.changed[:3] != (course_id, a.id, uid):
+            return w
+        grade = {**w.grade, "grade": grade_text(1.0), "timemodified": self.changed[3]}
+        return StudentWork(w.submission, grade)
+
+
+def test_incremental_gradebook_reads_only_assignments_changed_since(
+    run_sync, tmp_path, hmac_key_hex
+):
+    inst = _inst(_Regraded)
+    key = bytes.fromhex(hmac_key_hex)
+    with MoodleEmulator(inst, settings=MoodleEmulatorSettings(token=TOKEN)) as emu:
+        first = run_sync(emu.base_url, tmp_path, window=None, vendor="moodle", token=TOKEN,
+                         quota=FAST)  # fmt: skip
+        assert first.state.is_completed(), first.state.message
+        course, assignment = inst.regrade(int(time.time()) - 1)
+        second = run_sync(emu.base_url, tmp_path, window=None, vendor="moodle", token=TOKEN,
+                          quota=FAST)  # fmt: skip
+    assert second.state.is_completed(), second.state.message
+    assert second.result["mode"] == "incremental"
+    _assert_tables(second, inst, key)
+    store = StagingStore(str(second.staging))
+    gradebook = store.committed(institution="e2e-university", vendor="moodle",
+                                window=second.result["window"], domain="gradebook")  # fmt: skip
+    assert gradebook and all(set(m.partial) == {"grades", "submissions"} for m in gradebook)
+    grades = store.scan("grades", gradebook).collect()
+    # Only the regraded assignment was read again, and in full.
+    assert set(grades["assignmentid"].to_list()) == {str(assignment)}
+    assert grades.height == len(inst.grades(course, assignment))
