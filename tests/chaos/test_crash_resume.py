@@ -36,6 +36,9 @@ from transforms.staging import StagingStore
 pytestmark = pytest.mark.e2e
 
 KILLED = -9
+# Its own institution: a SIGKILLed worker leaves its Prefect concurrency slots leased (they are
+# freed when the lease expires), which must not hold up other tests' runs.
+INSTITUTION = "chaos-crash-u"
 _COURSE = re.compile(r"/courses/(\d+)/")
 
 
@@ -54,7 +57,7 @@ def _staged(staging: Path) -> dict[str, set[str]]:
     """Committed partitions per domain (course ids), each verified against its manifest."""
     store = StagingStore(staging)
     out: dict[str, set[str]] = {}
-    for m in store.committed(institution="e2e-university", vendor="canvas"):
+    for m in store.committed(institution=INSTITUTION, vendor="canvas"):
         store.verify(m)
         out.setdefault(m.key.domain, set()).add(m.key.course_id)
     return out
@@ -68,6 +71,18 @@ def _roster_requests(paths: Counter) -> Counter:
         if match and (path.endswith("/sections") or path.endswith("/users")):
             out[match.group(1)] += n
     return out
+
+
+def _free_leaked_slots() -> None:
+    """What lease expiry does in production, now: drop the course limit (the next run's
+    bootstrap recreates it) so the killed worker's slots do not stall the rerun."""
+    from prefect.client.orchestration import get_client
+
+    from flows.limits import limit_names
+
+    name = limit_names(vendor="canvas", institution=INSTITUTION).courses
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(name)
 
 
 CASES = [
@@ -87,13 +102,17 @@ def test_sigkill_then_rerun_lands_ground_truth(
     key = bytes.fromhex(hmac_key_hex)
     with CanvasEmulator(inst, settings=CanvasEmulatorSettings(token=TOKEN)) as emu:
         if incremental:
-            assert run_sync(emu.base_url, tmp_path, window=None).state.is_completed()
+            first = run_sync(emu.base_url, tmp_path, window=None, institution_id=INSTITUTION)
+            assert first.state.is_completed()
             inst.apply_changes(
                 fraction=0.05, seed=9, at=datetime.now(UTC) - timedelta(seconds=1), add_students=1
             )
         before_state = _state(tmp_path / "serving.duckdb")
-        crashed = child_sync(emu.base_url, tmp_path, kill_at=point, kill_after=after)
+        crashed = child_sync(
+            emu.base_url, tmp_path, kill_at=point, kill_after=after, institution_id=INSTITUTION
+        )
         assert crashed.returncode == KILLED, crashed.stderr[-2000:]
+        _free_leaked_slots()
         after_kill = _state(tmp_path / "serving.duckdb")
         domain = point.split(":")[1]
         # The cursor of the domain being loaded never moved before its data committed (for
@@ -101,7 +120,7 @@ def test_sigkill_then_rerun_lands_ground_truth(
         assert after_kill.get(domain) == before_state.get(domain)
         staged = _staged(tmp_path / "staging")
         paths_before = Counter(emu.stats.paths)
-        rerun = run_sync(emu.base_url, tmp_path, window=None)
+        rerun = run_sync(emu.base_url, tmp_path, window=None, institution_id=INSTITUTION)
         paths = Counter(emu.stats.paths) - paths_before
     assert rerun.state.is_completed(), rerun.state.message
     assert_live_equals(

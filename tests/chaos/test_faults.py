@@ -31,6 +31,10 @@ from transforms.staging import StagingStore
 
 pytestmark = pytest.mark.e2e
 
+# Its own institution (Prefect limit names, staging paths): nothing here can hold up the e2e
+# suite's runs, which use "e2e-university".
+INSTITUTION = "chaos-u"
+
 # Retries stay fast: the faults are what is being tested, not the patience of the backoff.
 FAST_HTTP = {"http": {"max_attempts": 10, "max_retry_seconds": 60, "read_timeout_seconds": 1.0}}
 
@@ -98,7 +102,7 @@ def test_faults_land_ground_truth(scenario, run_sync, hmac_key_hex, tmp_path):
     with CanvasEmulator(inst, settings=settings) as emu:
         # Small pages, so faults that need a second page (duplicates) have them.
         http = {"http": {**FAST_HTTP["http"], "per_page": 20}}
-        run = run_sync(emu.base_url, tmp_path, window=None, **http)
+        run = run_sync(emu.base_url, tmp_path, window=None, institution_id=INSTITUTION, **http)
         assert run.state.is_completed(), run.state.message
         assert_live_equals(run.serving, _truth(inst, hmac_key_hex))
         if throttle is not None:
@@ -112,10 +116,14 @@ def test_page_changing_between_requests_is_caught_next_sync(run_sync, hmac_key_h
     inst = _inst()
     with CanvasEmulator(inst, settings=CanvasEmulatorSettings(token=TOKEN)) as emu:
         emu_app_state(emu).change_mid_paging = {"fraction": 0.05, "seed": 6, "add_students": 1}
-        first = run_sync(emu.base_url, tmp_path, window=None, http={"per_page": 20})
+        first = run_sync(
+            emu.base_url, tmp_path, window=None, institution_id=INSTITUTION, http={"per_page": 20}
+        )
         assert first.state.is_completed(), first.state.message
         assert emu_app_state(emu).change_mid_paging is None, "the change did not happen mid-run"
-        second = run_sync(emu.base_url, tmp_path, window=None, http={"per_page": 20})
+        second = run_sync(
+            emu.base_url, tmp_path, window=None, institution_id=INSTITUTION, http={"per_page": 20}
+        )
         assert second.state.is_completed() and second.result["mode"] == "incremental"
         assert_live_equals(second.serving, _truth(inst, hmac_key_hex))
         record("page changes between two requests", **_outcome(second, emu))
@@ -126,11 +134,11 @@ def test_course_exhausting_retries_is_dead_lettered_then_replayed(run_sync, hmac
     http = {"http": {"max_attempts": 2, "max_retry_seconds": 5}}
     with CanvasEmulator(inst, settings=CanvasEmulatorSettings(token=TOKEN)) as emu:
         emu_app_state(emu).unavailable_courses.add(105)
-        run = run_sync(emu.base_url, tmp_path, window=None, **http)
+        run = run_sync(emu.base_url, tmp_path, window=None, institution_id=INSTITUTION, **http)
         assert run.state.is_failed()
         assert "dead letters" in str(run.state.message) and "105" in str(run.state.message)
         store = StagingStore(tmp_path / "staging")
-        letters = store.dead_letters(institution="e2e-university", vendor="canvas")
+        letters = store.dead_letters(institution=INSTITUTION, vendor="canvas")
         assert [d["course_id"] for d in letters] == ["105"]
         letter = letters[0]
         assert letter["last_status"] == 503 and letter["attempts"] == 2
@@ -138,9 +146,11 @@ def test_course_exhausting_retries_is_dead_lettered_then_replayed(run_sync, hmac
         assert "service_unavailable" in letter["body_excerpt"]
         assert TOKEN not in str(letter)
         emu_app_state(emu).unavailable_courses.clear()
-        results = replay(None, overrides=sync_config(emu.base_url, tmp_path, **http))
+        results = replay(
+            None, overrides=sync_config(emu.base_url, tmp_path, institution_id=INSTITUTION, **http)
+        )
         assert results and all(r["completed"] for r in results)
-        assert not store.dead_letters(institution="e2e-university", vendor="canvas")
+        assert not store.dead_letters(institution=INSTITUTION, vendor="canvas")
         assert_live_equals(tmp_path / "serving.duckdb", _truth(inst, hmac_key_hex))
         record(
             "course exhausts retries → dead letter → replay",
@@ -154,15 +164,19 @@ def test_course_exhausting_retries_is_dead_lettered_then_replayed(run_sync, hmac
 def test_rebuild_from_staging_lands_the_same_tables(run_sync, hmac_key_hex, tmp_path):
     inst = _inst()
     with CanvasEmulator(inst, settings=CanvasEmulatorSettings(token=TOKEN)) as emu:
-        assert run_sync(emu.base_url, tmp_path, window=None).state.is_completed()
+        assert run_sync(
+            emu.base_url, tmp_path, window=None, institution_id=INSTITUTION
+        ).state.is_completed()
         inst.apply_changes(fraction=0.05, seed=8, at=datetime.now(UTC) - timedelta(seconds=1),
                            delete_enrollments=1, add_students=1, remove_assignments=1)  # fmt: skip
-        run = run_sync(emu.base_url, tmp_path, window=None)
+        run = run_sync(emu.base_url, tmp_path, window=None, institution_id=INSTITUTION)
         assert run.state.is_completed(), run.state.message
         before = emu.stats.requests
         rebuilt = tmp_path / "rebuilt.duckdb"
         result = rebuild_from_staging(
-            None, into=str(rebuilt), overrides=sync_config(emu.base_url, tmp_path)
+            None,
+            into=str(rebuilt),
+            overrides=sync_config(emu.base_url, tmp_path, institution_id=INSTITUTION),
         )
         assert emu.stats.requests == before  # no vendor call
     assert len(result["windows"]) == 2
@@ -176,8 +190,14 @@ def test_vendor_down_opens_the_breaker_and_fails_fast(run_sync, tmp_path):
     down = CanvasEmulatorSettings(token=TOKEN, faults=FaultSettings(rate=1.0, kinds={"503"}))
     with CanvasEmulator(inst, settings=down) as emu:
         started = time.monotonic()
-        run = run_sync(emu.base_url, tmp_path, window=None, course_ids=["101", "102", "105"],
-                       http={"max_attempts": 4, "max_retry_seconds": 20})  # fmt: skip
+        run = run_sync(
+            emu.base_url,
+            tmp_path,
+            window=None,
+            institution_id=INSTITUTION,
+            course_ids=["101", "102", "105"],
+            http={"max_attempts": 4, "max_retry_seconds": 20},
+        )
         elapsed = time.monotonic() - started
         requests = emu.stats.requests
     assert run.state.is_failed()
@@ -193,7 +213,7 @@ def test_vendor_down_opens_the_breaker_and_fails_fast(run_sync, tmp_path):
 def test_vendor_down_before_listing_courses_names_the_breaker(run_sync, tmp_path):
     down = CanvasEmulatorSettings(token=TOKEN, faults=FaultSettings(rate=1.0, kinds={"503"}))
     with CanvasEmulator(_inst(), settings=down) as emu:
-        run = run_sync(emu.base_url, tmp_path, window=None,
+        run = run_sync(emu.base_url, tmp_path, window=None, institution_id=INSTITUTION,
                        http={"max_attempts": 12, "max_retry_seconds": 30})  # fmt: skip
     message = str(run.state.message)
     assert run.state.is_failed() and "canvas is unavailable (circuit breaker" in message, message
@@ -201,7 +221,7 @@ def test_vendor_down_before_listing_courses_names_the_breaker(run_sync, tmp_path
 
 def test_revoked_token_fails_at_once(run_sync, tmp_path):
     with CanvasEmulator(_inst(), settings=CanvasEmulatorSettings(token="another")) as emu:
-        run = run_sync(emu.base_url, tmp_path, window=None)
+        run = run_sync(emu.base_url, tmp_path, window=None, institution_id=INSTITUTION)
         requests = emu.stats.requests
     message = str(run.state.message)
     assert run.state.is_failed() and "refused the credentials" in message, message
