@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         from emulators.cli import main as emulate
 
         return emulate(args[1:])
+    if args and args[0] == "bootstrap":
+        from flows.bootstrap import main as bootstrap
+
+        return bootstrap(args[1:])
     parser = _parser()
     ns = parser.parse_args(args)
     if ns.command is None:
@@ -87,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     sql.set_defaults(run=_sql)
 
     sub.add_parser("emulate", help="serve an emulated vendor (see `lms-sync emulate --help`)")
+    sub.add_parser(
+        "bootstrap",
+        help="upsert an institution's limits, work pool and deployments (the Helm hook's job)",
+    )
 
     demo = sub.add_parser("demo", help="emulated Canvas → local Prefect → data/lms-sync.duckdb")
     demo.add_argument("--courses", type=int, default=24)
