@@ -243,9 +243,10 @@ def test_estimate_matches_the_calls_a_sync_makes(institution, tmp_path):
         estimate = s.stats()["estimate"]
         before = emu.stats.requests
         assert _stage(s, StagingStore(tmp_path), listed) == dict.fromkeys(listed)
-        used = emu.stats.requests - before
+        # A request retried on a loaded machine (a read timeout) is not a call the sync needed.
+        used = emu.stats.requests - before - s.stats()["retried"]
         quota = s.stats()["quota"]
-    assert used <= estimate["calls_needed"] <= used + 1 + len(listed) * 0  # + the token allowance
+    assert used <= estimate["calls_needed"] <= used + 1  # + the token allowance
     assert quota["remaining"] == 10_000 - emu.stats.requests
     assert estimate["probe_calls"] == 3 * len(listed)
 
