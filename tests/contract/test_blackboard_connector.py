@@ -244,10 +244,13 @@ def test_estimate_matches_the_calls_a_sync_makes(institution, tmp_path):
         before = emu.stats.requests
         assert _stage(s, StagingStore(tmp_path), listed) == dict.fromkeys(listed)
         # A request retried on a loaded machine (a read timeout) is not a call the sync needed.
-        used = emu.stats.requests - before - s.stats()["retried"]
+        retried = s.stats()["retried"]
+        used = emu.stats.requests - before - retried
         quota = s.stats()["quota"]
     assert used <= estimate["calls_needed"] <= used + 1  # + the token allowance
-    assert quota["remaining"] == 10_000 - emu.stats.requests
+    # A retried request whose answer the client never read still spent quota at the vendor.
+    spent = 10_000 - emu.stats.requests
+    assert spent <= quota["remaining"] <= spent + retried
     assert estimate["probe_calls"] == 3 * len(listed)
 
 
