@@ -3,49 +3,24 @@ the CLI and the demo."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from types import TracebackType
-
-import uvicorn
+from typing import Any
 
 from emulators.canvas.stats import EmulatorStats
 from emulators.moodle.app import SERVER_PATH, create_app
 from emulators.moodle.institution import Institution
 from emulators.moodle.settings import MoodleEmulatorSettings
-
-HOST = "127.0.0.1"
-
-
-def _uvicorn_server(app, *, log_level: str) -> uvicorn.Server:
-    config = uvicorn.Config(
-        app,
-        log_level=log_level,
-        lifespan="off",
-        access_log=False,
-        timeout_graceful_shutdown=1,  # an injected `timeout` fault may still be sleeping
-    )
-    return uvicorn.Server(config)
+from emulators.serving import BackgroundServer, serve_forever
 
 
-def _bind(port: int) -> socket.socket:
-    # TCP_NODELAY needs proto=IPPROTO_TCP (see emulators/canvas/server.py); listen before printing.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, port))
-    sock.listen(2048)
-    return sock
-
-
-class MoodleEmulator:
+class MoodleEmulator(BackgroundServer):
     """A Moodle emulator on ``127.0.0.1`` in a background thread, as a context manager.
 
     >>> with MoodleEmulator(institution, settings=MoodleEmulatorSettings(token="t")) as moodle:
     ...     httpx.get(moodle.server_url, params={"wstoken": "t", "wsfunction": ...,
     ...               "moodlewsrestformat": "json"})
     """
+
+    label = "Moodle"
 
     def __init__(
         self,
@@ -55,65 +30,19 @@ class MoodleEmulator:
         port: int = 0,
         log_level: str = "warning",
     ) -> None:
+        super().__init__(port=port, log_level=log_level)
         self.institution = institution
         self.settings = settings or MoodleEmulatorSettings()
         self.stats = EmulatorStats()
-        self._port = port
-        self._log_level = log_level
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
-        self.base_url = ""
 
     @property
     def server_url(self) -> str:
         return self.base_url + SERVER_PATH
 
-    def start(self, timeout: float = 5.0) -> MoodleEmulator:
-        app = create_app(self.institution, settings=self.settings, stats=self.stats)
-        self._socket = _bind(self._port)
-        port = self._socket.getsockname()[1]
-        self.base_url = f"http://{HOST}:{port}"
-        self._server = _uvicorn_server(app, log_level=self._log_level)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name=f"moodle-emulator-{port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"Moodle emulator did not start on {self.base_url}")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> MoodleEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def build_app(self) -> Any:
+        return create_app(self.institution, settings=self.settings, stats=self.stats)
 
 
 def serve(settings: MoodleEmulatorSettings, institution: Institution, port: int) -> None:
     """Serve in the foreground until interrupted; prints the base URL."""
-    app = create_app(institution, settings=settings)
-    sock = _bind(port)
-    print(f"Moodle emulator listening on http://{HOST}:{sock.getsockname()[1]}", flush=True)
-    _uvicorn_server(app, log_level="warning").run(sockets=[sock])
+    serve_forever(create_app(institution, settings=settings), port=port, label="Moodle")

@@ -3,18 +3,16 @@ the CLI."""
 
 from __future__ import annotations
 
-import threading
-import time
-from types import TracebackType
+from typing import Any
 
-from emulators.canvas.server import HOST, _bind, _uvicorn_server
 from emulators.canvas.stats import EmulatorStats
 from emulators.oneroster.app import create_app
 from emulators.oneroster.institution import Institution
 from emulators.oneroster.settings import OneRosterEmulatorSettings
+from emulators.serving import BackgroundServer, serve_forever
 
 
-class OneRosterEmulator:
+class OneRosterEmulator(BackgroundServer):
     """A OneRoster 1.2 REST emulator on ``127.0.0.1`` in a background thread.
 
     ``institution`` may be replaced while it runs (``emu.institution = v2``): the next request
@@ -24,6 +22,8 @@ class OneRosterEmulator:
     ...     httpx.post(f"{emu.base_url}/oauth/token", auth=(client_id, secret), ...)
     """
 
+    label = "OneRoster"
+
     def __init__(
         self,
         institution: Institution,
@@ -32,13 +32,11 @@ class OneRosterEmulator:
         port: int = 0,
         log_level: str = "warning",
     ) -> None:
+        super().__init__(port=port, log_level=log_level)
         self.settings = settings or OneRosterEmulatorSettings()
         self.stats = EmulatorStats()
+        # Built up front: the district can be swapped through app.state before or while serving.
         self.app = create_app(institution, settings=self.settings, stats=self.stats)
-        self._port = port
-        self._log_level = log_level
-        self._server = self._thread = self._socket = None
-        self.base_url = ""
 
     @property
     def institution(self) -> Institution:
@@ -49,53 +47,13 @@ class OneRosterEmulator:
         self.app.state.or_state.institution = value
 
     @property
-    def tokens(self):
+    def tokens(self) -> Any:
         return self.app.state.or_state.tokens
 
-    def start(self, timeout: float = 5.0) -> OneRosterEmulator:
-        self._socket = _bind(self._port)
-        port = self._socket.getsockname()[1]
-        self.base_url = f"http://{HOST}:{port}"
-        self._server = _uvicorn_server(self.app, log_level=self._log_level)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name=f"oneroster-emulator-{port}",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"OneRoster emulator did not start on {self.base_url}")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> OneRosterEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def build_app(self) -> Any:
+        return self.app
 
 
 def serve(settings: OneRosterEmulatorSettings, institution: Institution, port: int) -> None:
     """Serve in the foreground until interrupted; prints the base URL."""
-    app = create_app(institution, settings=settings)
-    sock = _bind(port)
-    print(f"OneRoster emulator listening on http://{HOST}:{sock.getsockname()[1]}", flush=True)
-    _uvicorn_server(app, log_level="warning").run(sockets=[sock])
+    serve_forever(create_app(institution, settings=settings), port=port, label="OneRoster")

@@ -232,4 +232,4 @@ def test_revoked_token_fails_at_once(run_sync, tmp_path):
 
 def emu_app_state(emu: CanvasEmulator):
     """The running app's state (chaos knobs); the server holds the app."""
-    return emu._server.config.app.state
+    return emu.app.state
