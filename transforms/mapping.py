@@ -30,6 +30,7 @@ from typing import Literal
 import polars as pl
 
 __all__ = [
+    "PERSON_IDENTIFIER_AGGS",
     "Aggregate",
     "Join",
     "Parse",
@@ -42,12 +43,42 @@ __all__ = [
     "parse_int",
     "parse_sql",
     "parse_timestamp",
+    "people_columns",
+    "ranked_first",
 ]
 
 Kind = Literal["float", "int", "bool", "timestamp", "date", "grade_level"]
 
 # Person identifiers that may appear in normalized frames; the loader tokenizes them.
 PII_COLUMNS = ("user_id", "sis_user_id", "login_id", "email")
+
+# One person seen in many enrollments: any SIS id, login and email the vendor shows for them
+# (they agree, or only one row carries them), so the non-null one wins.
+PERSON_IDENTIFIER_AGGS: Mapping[str, pl.Expr] = {
+    "sis": pl.col("sis").drop_nulls().max(),
+    "login": pl.col("login").drop_nulls().max(),
+    "mail": pl.col("mail").drop_nulls().max(),
+}
+
+
+def ranked_first(column: str, rank: Mapping[str, int]) -> pl.Expr:
+    """The group's value of ``column`` that ranks first (e.g. a person's most senior role)."""
+    return pl.col(column).sort_by(pl.col(column).replace_strict(rank, default=99)).first()
+
+
+def people_columns(*, grade_level: pl.Expr, **extra: pl.Expr) -> dict[str, pl.Expr]:
+    """The ``people`` table's columns over an aggregate with user_id, sis, login, mail, role and
+    status: every vendor lands people the same way, and says only where grade level comes from."""
+    return {
+        "user_id": pl.col("user_id"),
+        "sis_user_id": pl.col("sis"),
+        "login_id": pl.col("login"),
+        "email": pl.col("mail"),
+        "role": pl.col("role"),
+        "grade_level": grade_level,
+        "status": pl.col("status"),
+        **extra,
+    }
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.mapping import (
+    PERSON_IDENTIFIER_AGGS,
     Aggregate,
     Join,
     Parse,
@@ -56,6 +57,8 @@ from transforms.mapping import (
     boolean,
     num,
     parse_timestamp,
+    people_columns,
+    ranked_first,
     ts,
 )
 
@@ -93,10 +96,6 @@ def _role() -> pl.Expr:
 
 def _state() -> pl.Expr:
     return pl.col("availability__available").replace(STATE_BY_AVAILABILITY)
-
-
-def _best(col: str, rank: dict[str, int]) -> pl.Expr:
-    return pl.col(col).sort_by(pl.col(col).replace_strict(rank, default=99)).first()
 
 
 def _membership_of_user() -> Join:
@@ -186,22 +185,13 @@ def blackboard_mapping(*, extra_credit_allowed: bool = False) -> VendorMapping:
                     "mail": pl.col("user__contact__email"),
                 },
                 aggs={
-                    "role": _best("role", ROLE_RANK),
-                    "status": _best("status", STATUS_RANK),
-                    "sis": pl.col("sis").drop_nulls().max(),
-                    "login": pl.col("login").drop_nulls().max(),
-                    "mail": pl.col("mail").drop_nulls().max(),
+                    "role": ranked_first("role", ROLE_RANK),
+                    "status": ranked_first("status", STATUS_RANK),
+                    **PERSON_IDENTIFIER_AGGS,
                 },
             ),
-            columns={
-                "user_id": pl.col("user_id"),
-                "sis_user_id": pl.col("sis"),
-                "login_id": pl.col("login"),
-                "email": pl.col("mail"),
-                "role": pl.col("role"),
-                "grade_level": pl.lit(None, pl.Int32),  # educationLevel is not a K-12 grade
-                "status": pl.col("status"),
-            },
+            # educationLevel is not a K-12 grade.
+            columns=people_columns(grade_level=pl.lit(None, pl.Int32)),
         ),
         TableMap(
             table="enrollments",

@@ -37,6 +37,7 @@ import polars as pl
 
 from connectors.canvas.endpoints import ROLL_CALL_ASSIGNMENT_NAME
 from transforms.mapping import (
+    PERSON_IDENTIFIER_AGGS,
     Aggregate,
     Join,
     Parse,
@@ -47,6 +48,8 @@ from transforms.mapping import (
     num,
     parse_date,
     parse_timestamp,
+    people_columns,
+    ranked_first,
     ts,
 )
 
@@ -98,10 +101,6 @@ def _deleted_when(state: pl.Expr, at: pl.Expr) -> pl.Expr:
     """Vendor-side deletion: the record's own update time (else its fetch time), so a re-run of
     the same staging writes the same value."""
     return pl.when(state == "deleted").then(pl.coalesce(at, pl.col("_fetched_at")))
-
-
-def _best(col: str, rank: dict[str, int]) -> pl.Expr:
-    return pl.col(col).sort_by(pl.col(col).replace_strict(rank, default=99)).first()
 
 
 def canvas_mapping(*, extra_credit_allowed: bool = False) -> VendorMapping:
@@ -175,22 +174,13 @@ def canvas_mapping(*, extra_credit_allowed: bool = False) -> VendorMapping:
                     "mail": pl.col("u_email"),
                 },
                 aggs={
-                    "role": _best("role", ROLE_RANK),
-                    "status": _best("status", STATUS_RANK),
-                    "sis": pl.col("sis").drop_nulls().max(),
-                    "login": pl.col("login").drop_nulls().max(),
-                    "mail": pl.col("mail").drop_nulls().max(),
+                    "role": ranked_first("role", ROLE_RANK),
+                    "status": ranked_first("status", STATUS_RANK),
+                    **PERSON_IDENTIFIER_AGGS,
                 },
             ),
-            columns={
-                "user_id": pl.col("user_id"),
-                "sis_user_id": pl.col("sis"),
-                "login_id": pl.col("login"),
-                "email": pl.col("mail"),
-                "role": pl.col("role"),
-                "grade_level": pl.lit(None, pl.Int32),  # Canvas has no grade level
-                "status": pl.col("status"),
-            },
+            # Canvas has no grade level on users or enrollments.
+            columns=people_columns(grade_level=pl.lit(None, pl.Int32)),
         ),
         TableMap(
             table="enrollments",

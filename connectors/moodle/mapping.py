@@ -56,7 +56,16 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.mapping import Aggregate, Join, Parse, TableMap, VendorMapping
+from transforms.mapping import (
+    PERSON_IDENTIFIER_AGGS,
+    Aggregate,
+    Join,
+    Parse,
+    TableMap,
+    VendorMapping,
+    people_columns,
+    ranked_first,
+)
 
 __all__ = ["MOODLE", "moodle_mapping"]
 
@@ -181,24 +190,13 @@ def moodle_mapping() -> VendorMapping:
                     "mail": _nonempty("email"),
                 },
                 aggs={
-                    "role": pl.col("role")
-                    .sort_by(pl.col("role").replace_strict(ROLE_RANK, default=99))
-                    .first(),
+                    "role": ranked_first("role", ROLE_RANK),
                     "status": pl.col("status").min(),  # "active" < "inactive"
-                    "sis": pl.col("sis").drop_nulls().max(),
-                    "login": pl.col("login").drop_nulls().max(),
-                    "mail": pl.col("mail").drop_nulls().max(),
+                    **PERSON_IDENTIFIER_AGGS,
                 },
             ),
-            columns={
-                "user_id": pl.col("user_id"),
-                "sis_user_id": pl.col("sis"),
-                "login_id": pl.col("login"),
-                "email": pl.col("mail"),
-                "role": pl.col("role"),
-                "grade_level": pl.lit(None, pl.Int32),  # Moodle has no grade level
-                "status": pl.col("status"),
-            },
+            # Moodle has no grade level.
+            columns=people_columns(grade_level=pl.lit(None, pl.Int32)),
         ),
         TableMap(
             table="enrollments",

@@ -57,6 +57,7 @@ from transforms.mapping import (
     boolean,
     num,
     parse_timestamp,
+    people_columns,
     ts,
 )
 
@@ -221,16 +222,7 @@ def oneroster_mapping() -> VendorMapping:
                     for n in ("sis", "login", "mail", "role", "grade", "status", "gone")
                 },
             ),
-            columns={
-                "user_id": pl.col("user_id"),
-                "sis_user_id": pl.col("sis"),
-                "login_id": pl.col("login"),
-                "email": pl.col("mail"),
-                "role": pl.col("role"),
-                "grade_level": pl.col("grade"),
-                "status": pl.col("status"),
-                "deleted_at": pl.col("gone"),
-            },
+            columns=people_columns(grade_level=pl.col("grade"), deleted_at=pl.col("gone")),
         ),
         TableMap(
             table="enrollments",
