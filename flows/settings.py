@@ -109,21 +109,31 @@ class SourceSettings(BaseModel):
     extra_credit_allowed: bool | None = None
     daily_call_budget_share: float | None = Field(None, gt=0, le=1)
     shards: int | None = Field(None, ge=1, le=256)
+    bulk_domains: list[str] | None = None
+    dap_base_url: str | None = None
+    dap_client_id: str | None = None
+    dap_client_secret: SecretStr | None = None
+    dap_client_secret_env: str | None = None
 
-    @field_validator("base_url")
+    @field_validator("base_url", "dap_base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
 
-    @field_validator("token", "client_secret")
+    @field_validator("token", "client_secret", "dap_client_secret")
     @classmethod
     def _secret(cls, value: SecretStr | None) -> SecretStr | None:
         return _check_secret(value)
 
     def resolved(self) -> dict[str, Any]:
         """The fields to lay over the institution's, secrets read from their variables."""
-        values = self.model_dump(exclude_unset=True, exclude={"token_env", "client_secret_env"})
-        for field, env in (("token", self.token_env), ("client_secret", self.client_secret_env)):
+        envs = {"token_env", "client_secret_env", "dap_client_secret_env"}
+        values = self.model_dump(exclude_unset=True, exclude=envs)
+        for field, env in (
+            ("token", self.token_env),
+            ("client_secret", self.client_secret_env),
+            ("dap_client_secret", self.dap_client_secret_env),
+        ):
             if env is not None:
                 secret = os.environ.get(env)
                 if not secret:
@@ -201,6 +211,20 @@ class InstitutionConfig(BaseSettings):
         default_factory=list,
         description="several LMSs of one institution, landing in one serving database",
     )
+    bulk_domains: list[str] = Field(
+        default_factory=list,
+        description="Canvas: domains synced institution-wide from Canvas Data 2 instead of per "
+        "course over REST, e.g. ['gradebook'] (see flows/bulk.py)",
+    )
+    dap_base_url: str | None = Field(
+        None,
+        description="Canvas Data 2 (DAP) API root; unset: base_url. Instructure's is "
+        "https://api-gateway.instructure.com",
+    )
+    dap_client_id: str | None = Field(
+        None, description="Canvas Data 2 client id (identity.instructure.com), e.g. 'us-east-1#…'"
+    )
+    dap_client_secret: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -227,7 +251,7 @@ class InstitutionConfig(BaseSettings):
             raise ValueError("use lowercase letters, digits and '-', starting with a letter/digit")
         return value
 
-    @field_validator("base_url")
+    @field_validator("base_url", "dap_base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
@@ -239,7 +263,7 @@ class InstitutionConfig(BaseSettings):
             raise ValueError("use env:VARIABLE_NAME or file:/path/to/key")
         return value
 
-    @field_validator("token", "client_secret")
+    @field_validator("token", "client_secret", "dap_client_secret")
     @classmethod
     def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
         return _check_secret(value)
@@ -251,6 +275,7 @@ class InstitutionConfig(BaseSettings):
         return self.check_credentials()
 
     def check_credentials(self) -> InstitutionConfig:
+        self._check_bulk()
         bundle = self.vendor == "oneroster" and self.bundle_uri is not None
         if self.base_url is None and not bundle:
             hint = " (or bundle_uri, a OneRoster CSV bundle)" if self.vendor == "oneroster" else ""
@@ -271,6 +296,30 @@ class InstitutionConfig(BaseSettings):
                 " (LMS_SYNC_CLIENT_ID / LMS_SYNC_CLIENT_SECRET)"
             )
         return self
+
+    def _check_bulk(self) -> None:
+        """``bulk_domains`` needs Canvas, a Canvas Data 2 plan for each domain and DAP
+        credentials (canvas-api.md §5.1)."""
+        if not self.bulk_domains:
+            return
+        if self.vendor != "canvas":
+            raise ValueError(
+                f"bulk_domains: Canvas Data 2 serves Canvas only; vendor '{self.vendor}' syncs"
+                " every domain over its API — remove bulk_domains"
+            )
+        from connectors.canvas.dap_tables import DOMAIN_TABLES
+
+        unknown = [d for d in self.bulk_domains if d not in DOMAIN_TABLES]
+        if unknown:
+            raise ValueError(
+                f"bulk_domains: no Canvas Data 2 plan for {', '.join(map(repr, unknown))};"
+                f" domains that have one: {', '.join(sorted(DOMAIN_TABLES))}"
+            )
+        if not (self.dap_client_id and self.dap_client_secret):
+            raise ValueError(
+                "dap_client_id and dap_client_secret: required for bulk_domains"
+                " (LMS_SYNC_DAP_CLIENT_ID / LMS_SYNC_DAP_CLIENT_SECRET)"
+            )
 
     def per_source(self) -> list[InstitutionConfig]:
         """One complete config per LMS: the institution's settings with each source's laid over."""

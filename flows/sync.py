@@ -43,6 +43,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from connectors.errors import CircuitOpenError, ConnectorError, PermanentError
 from flows import deadletters
+from flows.bulk import BULK_COURSE, finish_bulk, load_inputs, plan_bulk, start_bulk
 from flows.limits import VendorLimits, bootstrap_limits
 from flows.reporting import publish_artifacts
 from flows.settings import ConfigError, InstitutionConfig, load_config
@@ -187,16 +188,28 @@ def load_serving(
     loaded: dict[str, list[str]],
     streams: dict[str, list[str]],
     config: InstitutionConfig,
+    watermarks: dict[str, dict[str, str]] | None = None,
 ) -> LoadReport:
-    """The single writer: the window's staging → serving tables, one domain at a time."""
+    """The single writer: the window's staging → serving tables, one domain at a time.
+
+    A domain with ``watermarks`` was staged in bulk (``flows/bulk.py``): its one partition
+    (course ``all``) is read, for the courses ``loaded`` lists."""
     store = StagingStore(ctx.staging_uri)
     manifests = store.committed(institution=ctx.institution, vendor=ctx.vendor, window=ctx.window)
     frames = {}
     partial: dict[str, set[str]] = {}
     cursors: dict[str, datetime | None] = {}
+    bulk = watermarks or {}
     for domain, names in streams.items():
         chosen = [
-            m for m in manifests if m.key.domain == domain and m.key.course_id in loaded[domain]
+            m
+            for m in manifests
+            if m.key.domain == domain
+            and (
+                m.key.course_id == BULK_COURSE
+                if domain in bulk
+                else m.key.course_id in loaded[domain]
+            )
         ]
         for stream in names:
             frames[stream] = store.scan(stream, chosen)
@@ -217,6 +230,7 @@ def load_serving(
         partial=partial,
         cursors=cursors,
         windows={domain: ctx.window for domain in streams},
+        watermarks=None if ctx.keep_cursor else bulk,
     )
 
 
@@ -429,6 +443,8 @@ def _sync_source(
         state=state,
     )
     ctx = replace(ctx, keep_cursor=keep_cursor)
+    bulk = plan_bulk(config, ctx.domains, state, full=full)
+    rest = replace(ctx, domains=bulk.rest(ctx.domains))  # what the course tasks stage
     log = get_logger(run_id=run_id, institution=ctx.institution, vendor=ctx.vendor)
     incremental = any(p.since is not None for p in ctx.plans.values())
     summary = RunSummary(
@@ -460,19 +476,26 @@ def _sync_source(
             )
             if progress_hook is not None:
                 progress_hook("start", {"courses": len(summary.courses)})
+            pending = start_bulk(
+                bulk, config, run_id=run_id, window=ctx.window, course_ids=summary.courses
+            )
             if shards > 1:
                 source.close()
-                _run_shards(ctx, config, launch, shards, summary)
+                _run_shards(rest, config, launch, shards, summary)
             else:
-                _stage_courses(ctx, source, summary.courses, summary)
+                _stage_courses(rest, source, summary.courses, summary)
+            outcomes, failed = finish_bulk(pending)
+            summary.failures += [CourseFailure(BULK_COURSE, error, kind) for error, kind in failed]
         finally:
             source.close()
         loaded = {
             domain: [c for c, doms in summary.staged.items() if domain in doms]
             for domain in ctx.domains
         }
+        bulk_loaded, marks = load_inputs(outcomes, {f.course_id for f in summary.failures}, bulk)
+        loaded.update(bulk_loaded)
         streams = {domain: list(source.streams(domain)) for domain in ctx.domains}
-        summary.load = load_serving(ctx, loaded, streams, config)
+        summary.load = load_serving(ctx, loaded, streams, config, marks)
         publish_artifacts(summary)
     return summary
 

@@ -31,7 +31,8 @@ does not do) is only caught by a periodic ``lms-sync sync --full``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -63,13 +64,23 @@ _ORPHANED: dict[str, str] = {
 }
 
 
+# A bulk domain's export watermarks (Canvas Data 2: DAP table → the ``until``/``at`` its next
+# incremental starts from) sit in the domain's own ``_sync_state`` row, as one JSON object, not as
+# rows of their own: they are written by the same statement as the domain's cursor, so the two
+# can only move together, after the load that used them committed, and a domain that goes back to
+# REST drops them (its next bulk sync starts from snapshots). Added to older databases here.
+_STATE_COLUMNS = ("ALTER TABLE _sync_state ADD COLUMN IF NOT EXISTS watermarks JSON",)
+
+
 @dataclass(frozen=True)
 class SyncState:
-    """A domain's cursor and the staging window of the load that set it."""
+    """A domain's cursor, the staging window of the load that set it and, for a bulk domain, its
+    export watermarks (table → watermark)."""
 
     cursor: datetime
     window: str | None
     run_id: str | None
+    watermarks: dict[str, str] = field(default_factory=dict)
 
 
 def read_state(dsn: str, *, institution: str, vendor: str) -> dict[str, SyncState]:
@@ -80,13 +91,17 @@ def read_state(dsn: str, *, institution: str, vendor: str) -> dict[str, SyncStat
     try:
         ensure_schema(con)
         rows = con.execute(
-            "SELECT domain, cursor, staging_window, run_id FROM _sync_state"
+            "SELECT domain, cursor, staging_window, run_id, watermarks FROM _sync_state"
             " WHERE institution = $inst AND vendor = $vendor",
             {"inst": institution, "vendor": vendor},
         ).fetchall()
     finally:
         con.close()
-    return {d: SyncState(cursor=c, window=w, run_id=r) for d, c, w, r in rows if c is not None}
+    return {
+        d: SyncState(cursor=c, window=w, run_id=r, watermarks=json.loads(m) if m else {})
+        for d, c, w, r, m in rows
+        if c is not None
+    }
 
 
 @dataclass
@@ -122,7 +137,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(t.ddl())
         for name, sql_type in t.added_columns():
             con.execute(f"ALTER TABLE {t.name} ADD COLUMN IF NOT EXISTS {name} {sql_type}")
-    for ddl in BOOKKEEPING_DDL:
+    for ddl in (*BOOKKEEPING_DDL, *_STATE_COLUMNS):
         con.execute(ddl)
 
 
@@ -454,8 +469,10 @@ def write_bookkeeping(
     status: str,
     cursor: datetime | None,
     window: str | None = None,
+    watermarks: Mapping[str, str] | None = None,
 ) -> None:
-    """Record the run and advance the domain cursor (call after the domain's data committed)."""
+    """Record the run and advance the domain cursor and watermarks (call after the domain's data
+    committed)."""
     con.execute("BEGIN")
     try:
         con.execute(
@@ -477,11 +494,12 @@ def write_bookkeeping(
             )
             con.execute(
                 "INSERT INTO _sync_state (institution, vendor, domain, cursor, run_id,"
-                " updated_at, staging_window) VALUES ($inst, $vendor, $domain, $cursor, $run,"
-                " $at, $window)",
+                " updated_at, staging_window, watermarks) VALUES ($inst, $vendor, $domain,"
+                " $cursor, $run, $at, $window, $marks)",
                 {
                     "inst": institution, "vendor": vendor, "domain": domain,
                     "cursor": cursor, "run": run_id, "at": finished_at, "window": window,
+                    "marks": json.dumps(dict(watermarks), sort_keys=True) if watermarks else None,
                 },
             )  # fmt: skip
         con.execute("COMMIT")

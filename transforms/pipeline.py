@@ -15,7 +15,8 @@ Parquet files; Parse columns stay text), then typed, tokenized, validated, quara
 by DuckDB SQL over those files in **one DuckDB transaction**. Only rows of courses
 listed in ``courses_loaded`` for the domain are read, and only those courses can have rows
 soft-deleted. After the domain commits, ``_sync_runs`` gets a row and ``_sync_state`` its
-cursor (``cursors[domain]``, default ``now``, the run's start) and the staging ``window`` read.
+cursor (``cursors[domain]``, default ``now``, the run's start), the staging ``window`` read and,
+for a domain staged from a bulk export, its ``watermarks`` (table → watermark, ``load.py``).
 
 ``partial`` names, per staged stream, the courses whose partition holds only changes (an
 incremental window): their rows are upserted, never soft-deleted by absence (``load.py``).
@@ -114,6 +115,7 @@ def load_staged(
     partial: Mapping[str, Collection[str]] | None = None,
     cursors: Mapping[str, datetime] | None = None,
     windows: Mapping[str, str] | None = None,
+    watermarks: Mapping[str, Mapping[str, str]] | None = None,
 ) -> LoadReport:
     """Normalize, tokenize, validate and load every domain of ``courses_loaded``; see the module
     docstring. ``tracer`` defaults to ``get_tracer("lms_sync.transforms")`` (tests pass their own).
@@ -141,6 +143,7 @@ def load_staged(
                     hmac_key, run_id, institution, vendor, now,
                     partial=partial or {}, cursor=(cursors or {}).get(domain, now),
                     window=(windows or {}).get(domain),
+                    watermarks=(watermarks or {}).get(domain),
                 )  # fmt: skip
         finally:
             con.execute(f"DROP TABLE IF EXISTS {TOKENS_TABLE}")
@@ -194,6 +197,7 @@ def _load_domain(
     partial,
     cursor,
     window,
+    watermarks,
 ) -> None:
     started = datetime.now(UTC)
     totals = TableCounts()
@@ -258,5 +262,5 @@ def _load_domain(
     write_bookkeeping(
         con, run_id=run_id, institution=institution, vendor=vendor, domain=domain,
         started_at=started, finished_at=datetime.now(UTC), courses_loaded=len(courses),
-        totals=totals, status="completed", cursor=cursor, window=window,
+        totals=totals, status="completed", cursor=cursor, window=window, watermarks=watermarks,
     )  # fmt: skip

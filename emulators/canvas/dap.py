@@ -22,7 +22,9 @@ computed fields (``late``, ``missing``, ``seconds_late``, ``entered_score``/``_g
 Time: a record's ``meta.ts`` is its last change (``updated_at``, or for submissions the latest of
 submitted/graded/posted). The dataset has a clock (``DapService.clock``, default: after every
 change): a snapshot holds the records with ``ts < at``; an incremental holds those with
-``since <= ts < until`` (since inclusive, until exclusive). ``DapService.change`` layers extra
+``since <= ts < until`` (since inclusive, until exclusive). What ``Institution.apply_changes``
+removed (an assignment, its submissions, a deleted enrollment's submissions) comes as a ``D``
+record in the incremental whose window holds the removal. ``DapService.change`` layers extra
 updates and deletions over the ground truth for tests.
 """
 
@@ -40,7 +42,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -89,6 +91,9 @@ class DapTable:
     columns: dict[str, str]
     rows: Callable[[Institution, int], Iterator[tuple[int, str, dict[str, Any]]]]
     notes: str = ""
+    # (key, when) of rows the ground truth no longer has (``Institution.apply_changes``): an
+    # incremental covering ``when`` carries their ``D`` record (§5.4).
+    removed: Callable[[Institution, int], Iterable[tuple[int, str]]] | None = None
 
 
 def _clean(value: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +210,7 @@ TABLES: dict[str, DapTable] = {
             _submission_rows,
             "late, missing, seconds_late, entered_score, entered_grade: emulator extension "
             "(REST computed fields; CD2 columns unverified)",
+            Institution.removed_submissions,
         ),
         DapTable(
             "assignments",
@@ -226,6 +232,7 @@ TABLES: dict[str, DapTable] = {
                 "updated_at": "string",
             },
             _assignment_rows,
+            removed=Institution.removed_assignments,
         ),
         DapTable(
             "enrollments",
@@ -430,6 +437,10 @@ class DapService:
                 if ts >= until_s or (since_s is not None and ts < since_s):
                     continue
                 yield key, "U", ts, value
+            if since_s is not None and spec.removed is not None:
+                for key, ts in spec.removed(self.institution, cid):
+                    if since_s <= ts < until_s:
+                        yield key, "D", ts, {}
 
     # -- HTTP --
 

@@ -203,14 +203,14 @@ class Changes:
 
     submissions: dict[int, dict] = field(default_factory=dict)  # submission id → new fields
     deleted_enrollments: dict[int, str] = field(default_factory=dict)  # enrollment id → at
-    removed_assignments: set[int] = field(default_factory=set)
+    removed_assignments: dict[int, str] = field(default_factory=dict)  # assignment id → at
     added_students: dict[int, int] = field(default_factory=dict)  # course id → how many
 
     def copy(self) -> Changes:
         return Changes(
             dict(self.submissions),
             dict(self.deleted_enrollments),
-            set(self.removed_assignments),
+            dict(self.removed_assignments),
             dict(self.added_students),
         )
 
@@ -771,6 +771,44 @@ class Institution:
                     continue
                 yield self._submission_json(course_id, sid, assignment, student)
 
+    def removed_assignments(self, course_id: int) -> list[tuple[int, str]]:
+        """(id, when) of the course's assignments deleted by :meth:`apply_changes`."""
+        removed = self.changes.removed_assignments
+        return [(a.id, removed[a.id]) for a in self._roster(course_id).published if a.id in removed]
+
+    def removed_submissions(self, course_id: int) -> Iterator[tuple[int, str]]:
+        """(id, when) of the submissions that left the course's list since the seed: those of a
+        deleted assignment or of a student whose enrollment was deleted, at the earlier of the
+        two. Same ids as :meth:`iter_submissions` (a change log, e.g. Canvas Data 2, needs them)."""
+        roster = self._roster(course_id)
+        if not roster.removed and not roster.gone:
+            return
+        removed = dict(self.removed_assignments(course_id))
+        deleted = self.changes.deleted_enrollments
+        gone: dict[int, str] = {}
+        for e in roster.enrollments:
+            if e["id"] in deleted:
+                at = deleted[e["id"]]
+                gone[e["user_id"]] = min(at, gone.get(e["user_id"], at))
+        base = 100_000_000 + self._by_id[course_id].index * 10_000_000
+        width, n_assign = len(roster.submitters), len(roster.published)
+
+        def when(a: _Assignment, st: _Student) -> str | None:
+            stamps = [t for t in (removed.get(a.id), gone.get(st.user_id)) if t is not None]
+            return min(stamps) if stamps else None
+
+        for a_pos, assignment in enumerate(roster.published):
+            for s_pos, student in enumerate(roster.submitters):
+                at = when(assignment, student)
+                if at is not None:
+                    yield base + a_pos * width + s_pos, at
+        added_base = base + n_assign * width
+        for e_pos, student in enumerate(roster.added):
+            for a_pos, assignment in enumerate(roster.published):
+                at = when(assignment, student)
+                if at is not None:
+                    yield added_base + e_pos * n_assign + a_pos, at
+
     def submission(self, course_id: int, submission_id: int) -> dict | None:
         """One submission by id (None if the id is not one of the course's)."""
         found = next(iter(self.iter_submissions(course_id, start_id=submission_id)), None)
@@ -1135,7 +1173,7 @@ class Institution:
                     if not a.roll_call and a.id not in changes.removed_assignments
                 ]  # fmt: skip
                 if candidates:
-                    changes.removed_assignments.add(candidates[-1])
+                    changes.removed_assignments[candidates[-1]] = stamp
                     done["removed_assignments"] += 1
             self.changes = changes
             self._roster.cache_clear()
