@@ -32,22 +32,28 @@ The streams are then projected from those states into **one complete partition**
 DAP deleted (``D``) is absent from it, and the loader's delete-by-absence soft-deletes its row
 (``deleted_at``), exactly as when a record vanishes from the REST API. Only rows of ``course_ids``
 (the courses the flow syncs, e.g. not deleted ones) are staged.
+
+Memory stays bounded by a batch, not by the table: parsing holds ``_BATCH`` lines; the merge and
+the projection are DuckDB queries over the Parquet files with a capped buffer pool (spilling to
+disk), and the projection streams into the partition ``_ROWS`` rows at a time.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -76,7 +82,7 @@ __all__ = [
 ]
 
 BULK_COURSE = "all"
-_BATCH = 50_000
+_BATCH = 10_000  # JSONL lines parsed into one changes row group
 
 
 @dataclass(frozen=True)
@@ -154,11 +160,21 @@ _ENDPOINTS = {e.stream: e for e in (ep.ASSIGNMENTS, ep.SUBMISSIONS, ep.COURSE_GR
 # ---- parsing objects into changes -------------------------------------------------------------
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _text(value: Any) -> str | None:
-    """Same spelling as ``connectors.extract`` stages REST values (JSON for non-strings)."""
+    """Same spelling as ``connectors.extract`` stages REST values (JSON for non-strings).
+
+    ``json.dumps`` builds an encoder per call; at millions of values (a submissions snapshot)
+    that was most of the parse time, so scalars take the spelling JSON gives them directly."""
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return repr(value)
+    return _JSON(value)
 
 
 def _changes_schema(table: DapTable) -> pa.Schema:
@@ -182,18 +198,25 @@ def _parse_objects(
             for batch in _batches(Path(info["path"])):
                 n = len(batch)
                 cols: dict[str, list] = {name: [] for name in schema.names}
+                values = [(c, cols[f"v__{c}"].append) for c in table.columns]
+                keys, actions, stamps = (
+                    cols["_key"].append,
+                    cols["_action"].append,
+                    cols["_ts"].append,
+                )
+                courses, indexes = cols["_course_id"].append, cols["_record_index"].append
                 for index, line in batch:
                     rec = json.loads(line)
                     value = rec.get("value") or {}
                     meta = rec.get("meta") or {}
-                    cols["_key"].append(_text(rec["key"]["id"]))
-                    cols["_action"].append(meta.get("action", "U"))
-                    cols["_ts"].append(meta.get("ts"))
-                    for c in table.columns:
-                        cols[f"v__{c}"].append(_text(value.get(c)))
+                    keys(_text(rec["key"]["id"]))
+                    actions(meta.get("action", "U"))
+                    stamps(meta.get("ts"))
+                    for c, append in values:
+                        append(_text(value.get(c)))
                     course = value.get(table.course_column) if table.course_column else None
-                    cols["_course_id"].append(_text(course))
-                    cols["_record_index"].append(index)
+                    courses(_text(course))
+                    indexes(index)
                 cols["_run_id"] = [run_id] * n
                 cols["_source_url"] = [url] * n
                 cols["_page_number"] = [int(info["index"])] * n
@@ -219,6 +242,38 @@ def _batches(path: Path) -> Iterator[list[tuple[int, bytes]]]:
         yield batch
 
 
+# ---- DuckDB over the Parquet files -------------------------------------------------------------
+
+# DuckDB works on the table states with a bounded buffer pool and spills what does not fit to its
+# temp directory, so memory does not grow with the institution (DESIGN.md, bounded memory): at
+# 5 M submissions the Polars version of the merge and projection peaked at ~1 GB.
+_MEMORY_LIMIT = "128MB"
+_THREADS = 1
+_ROWS = 65_536  # rows per Parquet row group and per batch handed to staging
+
+
+@contextmanager
+def _duckdb(spill: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
+        con.execute(f"SET threads = {_THREADS}")
+        con.execute(f"SET temp_directory = {_q(str(spill / '.duckdb-spill'))}")
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+        yield con
+    finally:
+        con.close()
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _pq(path: Path) -> str:
+    return f"read_parquet({_q(str(path))})"
+
+
 # ---- table state ------------------------------------------------------------------------------
 
 
@@ -230,94 +285,79 @@ def _state_dir(staging: StagingStore, institution: str, table: str) -> Path:
     return staging.root / institution / "canvas" / "_bulk_state" / table
 
 
-def _merge(base: Path | None, changes: Path, dest: Path) -> None:
+def _merge(base: Path | None, changes: Path, dest: Path, *, spill: Path) -> None:
     """The table as of the new watermark: base rows without a newer version, plus the changes'
-    latest ``U`` rows (``D`` keys dropped). Streams through Polars; memory stays bounded."""
-    ch = pl.scan_parquet(changes)
-    latest = ch.filter(pl.col("_action") == "U").drop("_action")
+    ``U`` rows (``D`` keys dropped). DAP collapses a key's changes within one query to its latest
+    version (canvas-api.md §5.2), so a key appears at most once among the changes."""
+    latest = f"SELECT * EXCLUDE (_action) FROM {_pq(changes)} WHERE _action = 'U'"
     if base is not None:
-        kept = pl.scan_parquet(base).join(ch.select("_key"), on="_key", how="anti")
-        merged = pl.concat([kept, latest], how="vertical")
-    else:
-        merged = latest
+        kept = (
+            f"SELECT * FROM {_pq(base)} b WHERE NOT EXISTS"
+            f" (SELECT 1 FROM {_pq(changes)} c WHERE c._key = b._key)"
+        )
+        latest = f"{kept} UNION ALL BY NAME {latest}"
     temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}")
-    merged.sink_parquet(temp, compression="zstd")
+    with _duckdb(spill) as con:
+        con.execute(
+            f"COPY ({latest}) TO {_q(str(temp))}"
+            f" (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {_ROWS})"
+        )
     os.replace(temp, dest)
 
 
 # ---- projection to the REST streams ------------------------------------------------------------
 
-_LINEAGE = [pl.col(n) for n in LINEAGE_SCHEMA.names]
+_LINEAGE = ", ".join(f"t.{n}" for n in LINEAGE_SCHEMA.names)
+_GRADES = (
+    "current_score",
+    "final_score",
+    "current_grade",
+    "final_grade",
+    "unposted_current_score",
+    "unposted_final_score",
+)
 
 
-def _v(name: str) -> pl.Expr:
-    return pl.col(f"v__{name}")
-
-
-def _project(stream: str, states: Mapping[str, Path], courses: list[str]) -> pl.LazyFrame:
+def _project(stream: str, states: Mapping[str, Path]) -> str:
+    """SQL for ``stream``'s rows (every column text, then lineage) of the courses in
+    ``$courses``, from the tables' states: the column mapping in the module docstring."""
     columns = _ENDPOINTS[stream].columns
     if stream == "submissions":
-        lf = pl.scan_parquet(states["submissions"])
-        exprs = {c: (pl.col("_key") if c == "id" else _v(c)) for c in columns}
+        source = f"{_pq(states['submissions'])} t"
+        exprs = {c: ("t._key" if c == "id" else f"t.v__{c}") for c in columns}
     elif stream == "assignments":
-        lf = pl.scan_parquet(states["assignments"])
-        types = _v("submission_types")
-        exprs = {c: _v(c) for c in columns}
+        source = f"{_pq(states['assignments'])} t"
+        exprs = {c: f"t.v__{c}" for c in columns}
         exprs.update(
-            id=pl.col("_key"),
-            course_id=_v("context_id"),
-            name=_v("title"),
-            published=pl.when(_v("workflow_state").is_null())
-            .then(pl.lit(None, pl.String))
-            .otherwise(
-                pl.when(_v("workflow_state") == "published")
-                .then(pl.lit("true"))
-                # an unknown state stays visible to the normalizer's boolean rule
-                .otherwise(pl.lit("false"))
-            ),
-            submission_types=pl.when(types.is_null())
-            .then(pl.lit(None, pl.String))
-            .otherwise(
-                pl.concat_str([pl.lit('["'), types.str.replace_all(",", '","'), pl.lit('"]')])
-            ),
+            id="t._key",
+            course_id="t.v__context_id",
+            name="t.v__title",
+            # an unknown state stays visible to the normalizer's boolean rule
+            published="CASE WHEN t.v__workflow_state IS NULL THEN NULL"
+            " WHEN t.v__workflow_state = 'published' THEN 'true' ELSE 'false' END",
+            submission_types="'[\"' || replace(t.v__submission_types, ',', '\",\"') || '\"]'",
         )
     elif stream == "course_grades":
-        enr = pl.scan_parquet(states["enrollments"]).filter(_v("type") == "StudentEnrollment")
-        scores = (
-            pl.scan_parquet(states["scores"])
-            .filter(_v("course_score") != "false")
-            .select(
-                pl.col("v__enrollment_id").alias("_enrollment"),
-                *[_v(c).alias(f"s__{c}") for c in TABLES["scores"].columns[2:]],
-            )
+        scores = f"(SELECT * FROM {_pq(states['scores'])} WHERE v__course_score <> 'false')"
+        source = (
+            f"(SELECT * FROM {_pq(states['enrollments'])} WHERE v__type = 'StudentEnrollment') t"
+            f" LEFT JOIN {scores} s ON s.v__enrollment_id = t._key"
         )
-        lf = enr.join(scores, left_on="_key", right_on="_enrollment", how="left")
-        exprs = {c: pl.lit(None, pl.String) for c in columns}
+        exprs = {c: "NULL" for c in columns}
         exprs.update(
-            id=pl.col("_key"),
-            user_id=_v("user_id"),
-            course_section_id=_v("course_section_id"),
-            enrollment_state=_v("workflow_state"),
-            updated_at=_v("updated_at"),
-            override_score=pl.col("s__override_score"),
-            override_grade=pl.col("s__override_grade"),
-            **{
-                f"grades__{c}": pl.col(f"s__{c}")
-                for c in (
-                    "current_score",
-                    "final_score",
-                    "current_grade",
-                    "final_grade",
-                    "unposted_current_score",
-                    "unposted_final_score",
-                )
-            },
+            id="t._key",
+            user_id="t.v__user_id",
+            course_section_id="t.v__course_section_id",
+            enrollment_state="t.v__workflow_state",
+            updated_at="t.v__updated_at",
+            override_score="s.v__override_score",
+            override_grade="s.v__override_grade",
+            **{f"grades__{c}": f"s.v__{c}" for c in _GRADES},
         )
     else:
         raise ValueError(f"no bulk projection for stream {stream!r}")
-    return lf.filter(pl.col("_course_id").is_in(courses)).select(
-        [exprs[c].cast(pl.String).alias(c) for c in columns] + _LINEAGE
-    )
+    select = ", ".join(f"CAST({exprs[c]} AS VARCHAR) AS {c}" for c in columns)
+    return f"SELECT {select}, {_LINEAGE} FROM {source} WHERE list_contains($courses, t._course_id)"
 
 
 # ---- staging a domain -------------------------------------------------------------------------
@@ -415,7 +455,7 @@ def stage_bulk_domain(
             _parse_objects(record, spec, changes, run_id=run_id, trace=_trace(record))
         dest = folder / f"{_safe(until)}.parquet"
         if not dest.is_file():
-            _merge(base, changes, dest)
+            _merge(base, changes, dest, spill=work)
         states[table], new_marks[table] = dest, until
     rows = _write_partition(staging, key, run_id=run_id, states=states, courses=courses)
     staging.write_note(
@@ -475,41 +515,37 @@ def _write_partition(
     states: Mapping[str, Path],
     courses: list[str],
 ) -> int:
+    """Stream each projected stream from DuckDB into the partition, ``_ROWS`` rows a page."""
     streams = {s: stream_schema(_ENDPOINTS[s].columns) for s in DOMAIN_STREAMS[key.domain]}
     work = staging.root / key.institution / "canvas" / "_exports"
-    temp_dir = work / f".project-{uuid.uuid4().hex}"
-    temp_dir.mkdir(parents=True)
-    try:
-        with staging.writer(key, run_id=run_id, streams=streams) as writer:
-            for stream, schema in streams.items():
-                path = temp_dir / f"{stream}.parquet"
-                _project(stream, states, courses).sink_parquet(path, compression="lz4")
-                source = pq.ParquetFile(path)
-                fetched = datetime.now(UTC)
-                for number, batch in enumerate(source.iter_batches(batch_size=65_536), 1):
-                    table = pa.Table.from_batches([batch]).cast(schema)
-                    raw = json.dumps(
-                        {"bulk": "canvas-data-2", "stream": stream, "rows": table.num_rows}
-                    ).encode()
-                    writer.write(
-                        stream,
-                        table,
-                        page=PageMeta(
-                            stream=stream,
-                            number=number,
-                            url=f"dap:canvas/{stream}",
-                            status=200,
-                            fetched_at=fetched,
-                            raw=raw,
-                            trace_id="",
-                            span_id="",
-                        ),
-                    )
-        return writer.manifest.row_count
-    finally:
-        for p in temp_dir.glob("*"):
-            p.unlink(missing_ok=True)
-        temp_dir.rmdir()
+    with (
+        _duckdb(work) as con,
+        staging.writer(key, run_id=run_id, streams=streams) as writer,
+    ):
+        for stream, schema in streams.items():
+            query = con.sql(_project(stream, states), params={"courses": courses})
+            reader = query.to_arrow_reader(_ROWS)
+            fetched = datetime.now(UTC)
+            for number, batch in enumerate(reader, 1):
+                table = pa.Table.from_batches([batch]).cast(schema)
+                raw = json.dumps(
+                    {"bulk": "canvas-data-2", "stream": stream, "rows": table.num_rows}
+                ).encode()
+                writer.write(
+                    stream,
+                    table,
+                    page=PageMeta(
+                        stream=stream,
+                        number=number,
+                        url=f"dap:canvas/{stream}",
+                        status=200,
+                        fetched_at=fetched,
+                        raw=raw,
+                        trace_id="",
+                        span_id="",
+                    ),
+                )
+    return writer.manifest.row_count
 
 
 def _prune_states(folder: Path, *, keep: int) -> None:
