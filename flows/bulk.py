@@ -3,11 +3,11 @@
 Where it sits in ``flows/sync.py`` ``_sync_source``::
 
     plan = plan_bulk(config, domains, state, full=...)  # which domains, from which watermarks
-    futures = start_bulk(plan, ...)          # one task per bulk domain, alongside the course tasks
+    pending = start_bulk(plan, ...)          # one task per bulk domain, alongside the course tasks
     course tasks stage plan.rest(domains)    # every other domain, per course, over REST
-    outcomes, failed = finish_bulk(futures)
+    outcomes, failed = finish_bulk(pending)
     loaded, marks = load_inputs(outcomes, failed_courses, plan)
-    load_serving(..., bulk=outcomes, watermarks=marks)
+    load_serving(..., marks)                 # the bulk partitions; watermarks after commit
 
 A bulk domain is staged by ``connectors.canvas.dap_tables.stage_bulk_domain`` as **one complete
 partition** (course ``all``) of the run's window whose rows carry their own ``_course_id``. The

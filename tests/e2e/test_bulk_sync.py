@@ -40,6 +40,7 @@ from emulators.canvas.settings import (
     DEFAULT_DAP_CLIENT_SECRET,
     CanvasEmulatorSettings,
 )
+from flows.settings import ConfigError, load_config
 from tests.e2e.conftest import TOKEN, SyncRun
 from tests.e2e.ground_truth import expected_tables
 from tests.e2e.serving import assert_live_equals, business_digest
@@ -198,3 +199,22 @@ def test_watermarks_advance_only_after_commit_and_the_rerun_reuses_jobs(chain):
     assert _state(last.serving)["gradebook"][2] == dict.fromkeys(tables, incremental)
     # The gradebook cursor moved only with the clean run; the window stayed the same meanwhile.
     assert s2["gradebook"][:2] == s3["gradebook"][:2] == _state(first.serving)["gradebook"][:2]
+
+
+@pytest.mark.parametrize(
+    ("extra", "names"),
+    [
+        ({"vendor": "moodle"}, "vendor 'moodle'"),
+        ({"bulk_domains": ["engagement"]}, "no Canvas Data 2 plan for 'engagement'"),
+        ({"dap_client_secret": None}, "dap_client_id and dap_client_secret: required"),
+    ],
+)
+def test_bulk_config_errors_name_the_field(extra, names):
+    config = {
+        "institution_id": "u", "base_url": "https://canvas.example.edu", "token": "t",
+        **BULK, **extra,
+    }  # fmt: skip
+    with pytest.raises(ConfigError) as error:
+        load_config(**config)
+    assert "bulk_domains" in str(error.value) and names in str(error.value)
+    assert DEFAULT_DAP_CLIENT_SECRET not in str(error.value)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -124,6 +125,42 @@ def test_incremental_since_inclusive_until_exclusive(canvas, http):
     assert deleted == [
         {"key": {"id": victim}, "meta": {"ts": "2026-11-20T00:00:10Z", "action": "D"}}
     ]
+
+
+def test_removals_by_apply_changes_are_d_records_in_the_incremental():
+    """A deleted assignment, its submissions and a deleted enrollment's submissions leave the
+    REST lists; DAP's incremental covering the moment carries a D record for each (§5.4)."""
+    inst = build_institution(seed=3, courses=2, students_per_course=6, assignments_per_course=4)
+    with CanvasEmulator(inst, settings=CanvasEmulatorSettings(dap_processing_seconds=0.1)) as emu:
+        dap, _ = services(emu)
+        with httpx.Client(base_url=emu.base_url) as client:
+            token = client.post(
+                "/ids/auth/login", data=FORM, headers={"Authorization": f"Basic {BASIC}"}
+            )
+            client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            before = {
+                t: {s["id"] for c in inst.course_ids() for s in _rows(inst, t, c)}
+                for t in ("assignments", "submissions")
+            }
+            at = ANCHOR + 7200
+            inst.apply_changes(
+                seed=1, at=datetime.fromtimestamp(at, UTC), fraction=0.0,
+                delete_enrollments=1, remove_assignments=1,
+            )  # fmt: skip
+            dap.clock = at + 60
+            since = "2026-11-20T01:00:00Z"
+            for table in ("assignments", "submissions"):
+                after = {s["id"] for c in inst.course_ids() for s in _rows(inst, table, c)}
+                gone = before[table] - after
+                assert gone, table
+                records = _records(client, _complete(client, {"since": since}, table))
+                deletes = {r["key"]["id"] for r in records if r["meta"]["action"] == "D"}
+                assert deletes == gone, table
+                assert all("value" not in r for r in records if r["meta"]["action"] == "D")
+
+
+def _rows(inst, table: str, course: int) -> list[dict]:
+    return inst.assignments(course) if table == "assignments" else inst.iter_submissions(course)
 
 
 def test_job_progresses_waiting_running_complete(http):
