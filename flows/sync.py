@@ -37,14 +37,13 @@ from typing import Any
 from opentelemetry import propagate, trace
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NONE
-from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from connectors.errors import CircuitOpenError, ConnectorError, PermanentError
 from flows import deadletters
 from flows.bulk import BULK_COURSE, finish_bulk, load_inputs, plan_bulk, start_bulk
-from flows.limits import VendorLimits, bootstrap_limits
+from flows.limits import CourseSlots, VendorLimits, bootstrap_limits
 from flows.reporting import publish_artifacts
 from flows.settings import ConfigError, InstitutionConfig, load_config
 from flows.stage import DomainPlan, stage_domain
@@ -57,9 +56,13 @@ from transforms.tokenize import load_hmac_key
 
 _tracer = trace.get_tracer("lms_sync.flows")
 
-# Sources are live connections (pooled client, pacer, breaker) shared by a run's course tasks in
-# this process; tasks look theirs up by run id instead of receiving it as a parameter.
-_SOURCES: dict[str, Source] = {}
+# A run's live connections in this process, shared by its course tasks, which look them up by run
+# id instead of receiving them as parameters: the source (pooled client, pacer, breaker) and the
+# process's slots of the course limit.
+_LIVE: dict[str, tuple[Source, CourseSlots]] = {}
+
+# Course tasks a run (or shard) runs at once in its process; the course limit caps all processes.
+COURSE_LANES = 8
 
 # Set by an interactive caller (the demo) to follow progress; called from task threads.
 progress_hook: Callable[[str, dict[str, Any]], None] | None = None
@@ -143,13 +146,13 @@ def sync_course(course_id: str, ctx: RunContext) -> dict[str, Any]:
     """Stage every domain of one course for the window, reusing partitions already committed."""
     log = get_logger(run_id=ctx.run_id, institution=ctx.institution, course_id=course_id)
     store = StagingStore(ctx.staging_uri)
-    source = _SOURCES[ctx.source_key or ctx.run_id]
+    source, slots = _LIVE[ctx.source_key or ctx.run_id]
     outcome: dict[str, Any] = {"course_id": course_id, "domains": {}}
     with (
         _tracer.start_as_current_span(
             "course", attributes={"lms.course_id": course_id, "lms.institution": ctx.institution}
         ),
-        concurrency(ctx.limits.courses, occupy=1, strict=True, lease_duration=120),
+        slots.slot(),
     ):
         for domain in ctx.domains:
             key = PartitionKey(
@@ -307,8 +310,10 @@ def _stage_courses(
     ctx: RunContext, source: Source, course_ids: list[str], summary: RunSummary
 ) -> None:
     """One task per course (bounded by the vendor's course limit); outcomes into ``summary``."""
-    _SOURCES[ctx.source_key or ctx.run_id] = source
+    slots = CourseSlots(ctx.limits.courses, courses=len(course_ids), lanes=COURSE_LANES)
+    _LIVE[ctx.source_key or ctx.run_id] = (source, slots)
     try:
+        slots.prefetch()
         futures = sync_course.map(course_ids, ctx=unmapped(ctx))
         for course_id, future in zip(course_ids, futures, strict=True):
             future.wait()
@@ -324,8 +329,9 @@ def _stage_courses(
             if isinstance(error, BaseException) and failure.kind != "configuration":
                 _dead_letter(ctx, course_id, error, summary)
     finally:
-        summary.http = source.stats()
-        _SOURCES.pop(ctx.source_key or ctx.run_id, None)
+        slots.close()
+        summary.http = {**source.stats(), "course_slot_acquisitions": slots.acquired}
+        _LIVE.pop(ctx.source_key or ctx.run_id, None)
 
 
 def _dead_letter(
@@ -348,7 +354,7 @@ def _dead_letter(
     summary.dead_letters.append(body)
 
 
-@flow(name="sync-institution", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="sync-institution", task_runner=ThreadPoolTaskRunner(max_workers=COURSE_LANES))
 def sync_institution(
     config_file: str | None = None,
     window: str | None = None,
@@ -613,7 +619,7 @@ def _run_shards(
     summary.http = dict(http)
 
 
-@flow(name="sync-shard", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="sync-shard", task_runner=ThreadPoolTaskRunner(max_workers=COURSE_LANES))
 def sync_shard(
     config_file: str | None,
     window: str,
