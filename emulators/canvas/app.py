@@ -401,12 +401,16 @@ async def _submissions(request: Request) -> Response:
 
     def seek(start: int | None, inclusive: bool) -> Iterable[dict]:
         first = None if start is None else (start if inclusive else start + 1)
-        subs = inst.iter_submissions(
-            course_id,
-            start_id=first,
-            assignment_ids=assignment_ids,
-            student_ids=frozenset(student_ids) if student_ids is not None else None,
+        filters = {
+            "start_id": first,
+            "assignment_ids": assignment_ids,
+            "student_ids": frozenset(student_ids) if student_ids is not None else None,
+        }
+        newest = max((v for v in since.values() if v is not None), default=None)
+        indexed = (
+            None if newest is None else inst.iter_submissions_after(course_id, newest, **filters)
         )
+        subs = indexed if indexed is not None else inst.iter_submissions(course_id, **filters)
         return (s for s in subs if keep(s))
 
     return _bookmarked(request, seek, _submission_key)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 
 from emulators.canvas import CanvasEmulator, Institution
+from emulators.canvas.settings import CanvasEmulatorSettings
 
 from .conftest import fetch_all
 
@@ -251,3 +254,42 @@ def test_per_assignment_submissions(client: httpx.Client, institution: Instituti
     assert client.get(f"/api/v1/courses/{cid}/assignments/{unpublished}/submissions").json() == []
     missing = client.get(f"/api/v1/courses/{cid}/assignments/1/submissions")
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "column"), [("submitted_since", "submitted_at"), ("graded_since", "graded_at")]
+)
+def test_since_after_changes_answers_from_the_index_exactly_as_a_scan(
+    name: str, column: str
+) -> None:
+    """A ``*_since`` after every seeded timestamp is answered from the changed submissions only;
+    what it lists must equal filtering every submission (and miss nothing added or deleted)."""
+    inst = Institution(seed=5, courses=2, students_per_course=12, assignments_per_course=9)
+    cid = inst.course_ids()[0]
+    first = datetime(2026, 11, 22, 8, tzinfo=UTC)
+    inst.apply_changes(fraction=0.1, seed=3, at=first, add_students=2, delete_enrollments=1)
+    inst.apply_changes(fraction=0.1, seed=4, at=first + timedelta(hours=2))
+    pivot = "2026-11-22T09:00:00Z"
+    every = list(inst.iter_submissions(cid))
+    expected = [s for s in every if s[column] is not None and s[column] > pivot]
+    assert expected  # the second round of changes is after the pivot
+    assert inst.iter_submissions_after(cid, "2026-11-19T00:00:00Z") is None  # must scan
+    with (
+        CanvasEmulator(inst, settings=CanvasEmulatorSettings(token="t")) as emu,
+        httpx.Client(base_url=emu.base_url, headers={"Authorization": "Bearer t"}) as http,
+    ):
+        got = fetch_all(
+            http,
+            f"/api/v1/courses/{cid}/students/submissions",
+            {"student_ids[]": "all", name: pivot, "per_page": 3},
+        )
+        earlier = fetch_all(
+            http,
+            f"/api/v1/courses/{cid}/students/submissions",
+            {"student_ids[]": "all", name: "2026-11-22T07:00:00Z", "per_page": 50},
+        )
+    assert got == expected
+    assert earlier == [
+        s for s in every if s[column] is not None and s[column] > "2026-11-22T07:00:00Z"
+    ]
+    assert len(earlier) > len(got)
