@@ -68,9 +68,7 @@ def test_two_pools_never_exceed_the_limit_together(prefect_server) -> None:  # n
     name = _limit(5)
     peak = _Peak()
     pools = [CourseSlots(name, courses=12, lanes=8, rotate_seconds=0.5) for _ in range(2)]
-    threads = [
-        threading.Thread(target=_run, args=(pool, peak, 12, 8, 0.05)) for pool in pools
-    ]
+    threads = [threading.Thread(target=_run, args=(pool, peak, 12, 8, 0.05)) for pool in pools]
     for thread in threads:
         thread.start()
     for thread in threads:
