@@ -1117,8 +1117,18 @@ class Institution:
         return views, parts
 
     def _tardiness(self, course_id: int, user_id: int) -> dict:
-        counts = {"missing": 0, "late": 0, "on_time": 0, "floating": 0, "total": 0}
-        for sub in self.iter_submissions(course_id, student_ids=frozenset({user_id})):
+        empty = {"missing": 0, "late": 0, "on_time": 0, "floating": 0, "total": 0}
+        return dict(self._tardiness_counts(course_id).get(user_id, empty))
+
+    @lru_cache(maxsize=64)  # noqa: B019 - the institution lives as long as its server
+    def _tardiness_counts(self, course_id: int) -> dict[int, dict[str, int]]:
+        """Every student's tardiness breakdown in one pass over the course's submissions (a
+        summaries page would otherwise generate each student's submissions again)."""
+        by_student: dict[int, dict[str, int]] = {}
+        for sub in self.iter_submissions(course_id):
+            counts = by_student.setdefault(
+                sub["user_id"], {"missing": 0, "late": 0, "on_time": 0, "floating": 0, "total": 0}
+            )
             counts["total"] += 1
             if sub["missing"]:
                 counts["missing"] += 1
@@ -1128,7 +1138,7 @@ class Institution:
                 counts["on_time"] += 1
             else:
                 counts["floating"] += 1
-        return counts
+        return by_student
 
     # ---- change after a sync (incremental sync tests) -----------------------------------------
 
@@ -1217,6 +1227,7 @@ class Institution:
             self.changes = changes
             self._roster.cache_clear()
             self._activity_counts.cache_clear()
+            self._tardiness_counts.cache_clear()
         return done
 
     def _regrade(self, a: _Assignment, sub: dict, d: _Draw, stamp: str) -> dict:
