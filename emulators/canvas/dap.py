@@ -20,12 +20,15 @@ computed fields (``late``, ``missing``, ``seconds_late``, ``entered_score``/``_g
 ``scores`` carries the letter grades the REST ``grades`` object shows — both marked in the schema.
 
 Time: a record's ``meta.ts`` is its last change (``updated_at``, or for submissions the latest of
-submitted/graded/posted). The dataset has a clock (``DapService.clock``, default: after every
-change): a snapshot holds the records with ``ts < at``; an incremental holds those with
-``since <= ts < until`` (since inclusive, until exclusive). What ``Institution.apply_changes``
-removed (an assignment, its submissions, a deleted enrollment's submissions) comes as a ``D``
-record in the incremental whose window holds the removal. ``DapService.change`` layers extra
-updates and deletions over the ground truth for tests.
+submitted/graded/posted). The rows of a student ``Institution.apply_changes`` added (enrollment,
+score, submissions; this dataset has no users table) carry the time of the addition
+(``Changes.students_added_at``) when that is later, since their seeded timestamps predate it. The
+dataset has a clock (``DapService.clock``, default: after every change): a snapshot holds the
+records with ``ts < at``; an incremental holds those with ``since <= ts < until`` (since
+inclusive, until exclusive). What ``Institution.apply_changes`` removed (an assignment, its
+submissions, a deleted enrollment's submissions) comes as a ``D`` record in the incremental whose
+window holds the removal. ``DapService.change`` layers extra updates and deletions over the ground
+truth for tests.
 """
 
 from __future__ import annotations
@@ -102,12 +105,20 @@ def _clean(value: dict[str, Any]) -> dict[str, Any]:
 
 def _submission_rows(inst: Institution, course_id: int) -> Iterator[tuple[int, str, dict]]:
     fallback = inst.course(course_id)["created_at"]
+    added = inst.changes.students_added_at
     for s in inst.iter_submissions(course_id):
         ts = max(t for t in (s["submitted_at"], s["graded_at"], s["posted_at"], fallback) if t)
         value = {k: s[k] for k in _SUBMISSION_VALUES if k != "course_id" and k != "updated_at"}
         value["course_id"] = course_id
         value["updated_at"] = ts
-        yield s["id"], ts, value
+        yield s["id"], _added_ts(added, s["user_id"], ts), value
+
+
+def _added_ts(added: dict[int, str], user_id: int, ts: str) -> str:
+    """A row of a student ``Institution.apply_changes`` added (its seeded timestamps are older)
+    entered the dataset when the student was added: ``meta.ts`` is the later of the two."""
+    at = added.get(user_id)
+    return ts if at is None or at <= ts else at
 
 
 _SUBMISSION_VALUES = {
@@ -158,6 +169,7 @@ def _assignment_rows(inst: Institution, course_id: int) -> Iterator[tuple[int, s
 
 
 def _enrollment_rows(inst: Institution, course_id: int) -> Iterator[tuple[int, str, dict]]:
+    added = inst.changes.students_added_at
     for e in inst.enrollments(course_id):
         value = {
             "user_id": e["user_id"],
@@ -175,10 +187,11 @@ def _enrollment_rows(inst: Institution, course_id: int) -> Iterator[tuple[int, s
             "created_at": e["created_at"],
             "updated_at": e["updated_at"],
         }
-        yield e["id"], e["updated_at"], value
+        yield e["id"], _added_ts(added, e["user_id"], e["updated_at"]), value
 
 
 def _score_rows(inst: Institution, course_id: int) -> Iterator[tuple[int, str, dict]]:
+    added = inst.changes.students_added_at
     for e in inst.enrollments(course_id):
         grades = e.get("grades")
         if grades is None:
@@ -198,7 +211,7 @@ def _score_rows(inst: Institution, course_id: int) -> Iterator[tuple[int, str, d
             "created_at": e["created_at"],
             "updated_at": e["updated_at"],
         }
-        yield 900_000_000 + e["id"], e["updated_at"], value
+        yield 900_000_000 + e["id"], _added_ts(added, e["user_id"], e["updated_at"]), value
 
 
 TABLES: dict[str, DapTable] = {

@@ -205,6 +205,7 @@ class Changes:
     deleted_enrollments: dict[int, str] = field(default_factory=dict)  # enrollment id → at
     removed_assignments: dict[int, str] = field(default_factory=dict)  # assignment id → at
     added_students: dict[int, int] = field(default_factory=dict)  # course id → how many
+    students_added_at: dict[int, str] = field(default_factory=dict)  # added user id → at
 
     def copy(self) -> Changes:
         return Changes(
@@ -212,6 +213,7 @@ class Changes:
             dict(self.deleted_enrollments),
             dict(self.removed_assignments),
             dict(self.added_students),
+            dict(self.students_added_at),
         )
 
 
@@ -1161,7 +1163,8 @@ class Institution:
         * ``delete_enrollments`` active student enrollments become ``deleted`` (``updated_at =
           at``): their submissions leave the submissions list, as in Canvas;
         * ``add_students`` new active students join (user, enrollment and a submission per
-          published assignment, with the seeded mix of placeholder and graded work);
+          published assignment, with the seeded mix of placeholder and graded work); their
+          seeded timestamps stay, ``changes.students_added_at`` records when each joined;
         * ``remove_assignments`` published assignments (never Roll Call) are deleted.
 
         Everything stays generated on demand: the changes are an overlay (``self.changes``) on the
@@ -1213,7 +1216,10 @@ class Institution:
                     done["deleted_enrollments"] += 1
             for k in range(add_students):
                 cid = live[(seed + k + 1) % len(live)]
-                changes.added_students[cid] = changes.added_students.get(cid, 0) + 1
+                position = changes.added_students.get(cid, 0)
+                user_id = _user_base(self._by_id[cid].index) + _ADDED_OFFSET + position
+                changes.students_added_at[user_id] = stamp
+                changes.added_students[cid] = position + 1
                 done["added_students"] += 1
             for k in range(remove_assignments):
                 cid = live[(seed + k + 2) % len(live)]

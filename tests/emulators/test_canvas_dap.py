@@ -159,6 +159,49 @@ def test_removals_by_apply_changes_are_d_records_in_the_incremental():
                 assert all("value" not in r for r in records if r["meta"]["action"] == "D")
 
 
+def test_added_students_are_u_records_in_the_incremental_covering_their_addition():
+    """Students ``apply_changes`` adds keep their seeded timestamps (older than any snapshot);
+    DAP stamps their enrollment, score and submissions with the moment they were added."""
+    inst = build_institution(seed=4, courses=2, students_per_course=6, assignments_per_course=4)
+    with CanvasEmulator(inst, settings=CanvasEmulatorSettings(dap_processing_seconds=0.1)) as emu:
+        dap, _ = services(emu)
+        dap.settings = replace(dap.settings, rate_limits={})  # six queries in a few seconds
+        with httpx.Client(base_url=emu.base_url) as client:
+            token = client.post(
+                "/ids/auth/login", data=FORM, headers={"Authorization": f"Basic {BASIC}"}
+            )
+            client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            at = ANCHOR + 7200
+            inst.apply_changes(
+                seed=2, at=datetime.fromtimestamp(at, UTC), fraction=0.0, add_students=2
+            )
+            joined = inst.changes.students_added_at
+            assert len(joined) == 2 and set(joined.values()) == {"2026-11-20T02:00:00Z"}
+            enrollments = {
+                e["id"] for c in inst.course_ids() for e in inst.enrollments(c)
+                if e["user_id"] in joined
+            }  # fmt: skip
+            expected = {
+                "enrollments": enrollments,
+                "scores": {900_000_000 + e for e in enrollments},
+                "submissions": {
+                    s["id"] for c in inst.course_ids() for s in inst.iter_submissions(c)
+                    if s["user_id"] in joined
+                },
+            }  # fmt: skip
+            assert all(expected.values())
+            dap.clock = at + 60
+            since = "2026-11-20T01:00:00Z"
+            for table, ids in expected.items():
+                records = _records(client, _complete(client, {"since": since}, table))
+                got = {r["key"]["id"]: r for r in records}
+                assert ids <= set(got), table
+                assert {got[i]["meta"]["ts"] for i in ids} == {"2026-11-20T02:00:00Z"}, table
+                assert {got[i]["meta"]["action"] for i in ids} == {"U"}, table
+                before = _records(client, _complete(client, {"until": since}, table))
+                assert not ids & {r["key"]["id"] for r in before}, table
+
+
 def _rows(inst, table: str, course: int) -> list[dict]:
     return inst.assignments(course) if table == "assignments" else inst.iter_submissions(course)
 
