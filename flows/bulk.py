@@ -21,6 +21,9 @@ domain's cursor, written by the same statement after the domain's load commits. 
 between staging and that commit leaves the old watermarks; its rerun plans the same window, finds
 the committed partition (or resumes the same export jobs, saved as staging notes) and loads it.
 ``full=True`` (``lms-sync sync --full``) ignores the watermarks: every table is a new snapshot.
+
+``lms-sync rebuild --from-staging`` (``flows/replay.py``) loads such a partition the same way: the
+courses and watermarks come from :func:`committed_bulk` (the staging note written with it).
 """
 
 from __future__ import annotations
@@ -37,13 +40,21 @@ from prefect.futures import PrefectFuture
 
 from connectors.backoff import RetryPolicy
 from connectors.canvas.dap import DapClient
-from connectors.canvas.dap_tables import BULK_COURSE, BulkOutcome, stage_bulk_domain
+from connectors.canvas.dap_tables import BULK_COURSE, BulkOutcome, committed_bulk, stage_bulk_domain
 from flows.settings import InstitutionConfig
 from flows.telemetry import get_logger
 from transforms.load import SyncState
 from transforms.staging import PartitionKey, StagingStore
 
-__all__ = ["BULK_COURSE", "BulkPlan", "finish_bulk", "load_inputs", "plan_bulk", "start_bulk"]
+__all__ = [
+    "BULK_COURSE",
+    "BulkPlan",
+    "committed_bulk",
+    "finish_bulk",
+    "load_inputs",
+    "plan_bulk",
+    "start_bulk",
+]
 
 _tracer = trace.get_tracer("lms_sync.flows")
 

@@ -9,7 +9,8 @@
 * :func:`rebuild_from_staging` rebuilds the serving tables from the immutable staging partitions
   without calling any vendor: every committed window of each source is loaded in the order it was
   fetched (full windows, then each incremental window's changes), exactly as the syncs loaded
-  them. The old database is kept beside the new one (``<dsn>.before-rebuild-<time>``).
+  them — a bulk partition (Canvas Data 2, course ``all``) for the courses it covers, with its
+  watermarks. The old database is kept beside the new one (``<dsn>.before-rebuild-<time>``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flows.bulk import BULK_COURSE, committed_bulk
 from flows.settings import ConfigError, load_config
 from flows.vendors import mapping_for
 from transforms.pipeline import LoadReport, load_staged
@@ -102,32 +104,46 @@ def _started(m: Manifest) -> datetime:
 
 
 def _load_window(config, store: StagingStore, chosen: list[Manifest], dsn: str, key) -> LoadReport:
+    """One window, loaded as the sync that staged it loaded it (``flows/sync.py`` load_serving).
+
+    A domain with a bulk partition (course ``all``, ``flows/bulk.py``) is read from that partition
+    alone, for the courses its staging note lists, and its watermarks are stored with the cursor.
+    """
     mapping = mapping_for(config)
-    streams: dict[str, set[str]] = defaultdict(set)
-    loaded: dict[str, list[str]] = defaultdict(list)
+    window = chosen[0].key.window
+    by_domain: dict[str, list[Manifest]] = defaultdict(list)
     for m in chosen:
-        streams[m.key.domain].update(m.streams)
-        loaded[m.key.domain].append(m.key.course_id)
+        by_domain[m.key.domain].append(m)
+    # The run's start (REST partitions carry it); a bulk partition's cursor never passes it.
+    signpost = min((_started(m) for m in chosen if m.until), default=None)
     frames, partial, cursors = {}, {}, {}
-    for domain, names in streams.items():
-        mine = [m for m in chosen if m.key.domain == domain]
-        for stream in names:
+    loaded: dict[str, list[str]] = {}
+    watermarks: dict[str, dict[str, str]] = {}
+    for domain, mine in by_domain.items():
+        bulk = [m for m in mine if m.key.course_id == BULK_COURSE]
+        if bulk:
+            mine = bulk
+            outcome = committed_bulk(store, bulk[0].key)
+            loaded[domain], watermarks[domain] = outcome.courses, outcome.watermarks
+            cursors[domain] = signpost or _started(bulk[0])
+        else:
+            loaded[domain] = [m.key.course_id for m in mine]
+            cursors[domain] = min(_started(m) for m in mine)
+        for stream in {s for m in mine for s in m.streams}:
             frames[stream] = store.scan(stream, mine)
             partial[stream] = {m.key.course_id for m in mine if m.is_partial(stream)}
-        cursors[domain] = min(_started(m) for m in mine)
-    now = min(cursors.values())
-    window = chosen[0].key.window
     return load_staged(
         frames=frames,
-        courses_loaded=dict(loaded),
+        courses_loaded=loaded,
         mapping=mapping,
         serving_dsn=dsn,
         hmac_key=key,
         run_id=f"rebuild:{window}",
         institution=config.institution_id,
         vendor=config.vendor,
-        now=now,
+        now=min(cursors.values()),
         partial=partial,
         cursors=cursors,
-        windows={d: window for d in streams},
+        windows=dict.fromkeys(by_domain, window),
+        watermarks=watermarks,
     )
