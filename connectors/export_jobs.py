@@ -18,7 +18,9 @@ objects not yet downloaded. Polling starts every ``initial`` seconds and widens 
 jittered, capped at ``cap``, and never faster than the vendor's per-endpoint limit. Polls and URL
 requests go through the adapter's :class:`~connectors.client.VendorClient`, so 429/5xx use the
 shared retry policy. Downloads stream to files with bounded memory: gzip objects are decompressed
-on the fly, anything else (Parquet) is kept byte for byte.
+on the fly, anything else (Parquet) is kept byte for byte. :func:`run_exports` drives several
+exports at once (all initiated first, then polled together within the vendor's per-endpoint and
+job-creation limits), so a batch takes as long as its slowest job.
 
 Typical use::
 
@@ -34,11 +36,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -54,6 +58,7 @@ __all__ = [
     "Download",
     "ExportAdapter",
     "ExportFailed",
+    "ExportRequest",
     "FallbackRequired",
     "JobExpired",
     "JobPhase",
@@ -68,6 +73,7 @@ __all__ = [
     "download_object",
     "finish_export",
     "run_export",
+    "run_exports",
 ]
 
 log = logging.getLogger("lms_sync.connectors.export_jobs")
@@ -138,8 +144,10 @@ class Download:
 class ExportAdapter(Protocol):
     """The vendor side of an export: four calls on top of a VendorClient."""
 
-    #: Seconds between two polls of one job that the vendor's per-endpoint limit allows.
+    #: Seconds between two polls (of any job) that the vendor's per-endpoint limit allows.
     min_poll_interval: float
+    #: Jobs the vendor lets a client initiate per minute (None: no limit to pace).
+    initiations_per_minute: int | None
 
     def initiate(self, request: Mapping[str, Any]) -> str:
         """Start a job; return its id. May raise FallbackRequired."""
@@ -269,6 +277,16 @@ def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
+@dataclass(frozen=True)
+class ExportRequest:
+    """One export of the batch :func:`run_exports` drives: its record's ``name``, the vendor
+    ``request`` and the folder its objects are downloaded to."""
+
+    name: str
+    request: Mapping[str, Any]
+    workdir: Path
+
+
 def run_export(
     adapter: ExportAdapter,
     store: JobStore,
@@ -290,113 +308,242 @@ def run_export(
     small dict about it (see :func:`download_object`). Raises :class:`ExportFailed` when the
     vendor fails the job, or it expires more than ``max_restarts`` times.
     """
+    (record,) = run_exports(
+        adapter,
+        store,
+        [ExportRequest(name, request, workdir)],
+        fetch=fetch,
+        schedule=schedule,
+        max_restarts=max_restarts,
+        sleep=sleep,
+        clock=clock,
+        timeout_seconds=timeout_seconds,
+    )
+    return record
+
+
+def run_exports(
+    adapter: ExportAdapter,
+    store: JobStore,
+    exports: Sequence[ExportRequest],
+    *,
+    fetch: Callable[[Download, Path], dict[str, Any]],
+    schedule: PollSchedule | None = None,
+    max_restarts: int = 3,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+    timeout_seconds: float = 6 * 3600.0,
+) -> Iterator[JobRecord]:
+    """Drive several exports of one vendor at once; yield each record as it reaches normalize.
+
+    Every job is initiated first (in order), then they are polled together, so the batch takes as
+    long as its slowest job, not the sum of them. One thread does it all: the next step is always
+    the one due first, where a job's polls follow its own :class:`PollSchedule` and, across the
+    batch, polls are at least ``adapter.min_poll_interval`` apart (the vendor's limit is per
+    endpoint, not per job) and no more than ``adapter.initiations_per_minute`` jobs are initiated
+    in any minute (DAP: 5). A job that completes is resolved and downloaded while the others keep
+    running at the vendor; the caller may normalize a yielded record before asking for the next.
+    Each export resumes, fails and restarts exactly as :func:`run_export` describes; the first
+    failure is raised (the others' records stay saved, so a rerun resumes their jobs).
+    """
     schedule = schedule or PollSchedule()
-    saved = store.load(name)
-    record = JobRecord.from_json(saved) if saved else None
-    if record is not None and (
-        record.phase in _TERMINAL or not _same(record.original_request or record.request, request)
-    ):
-        record = None
-    if record is None:
-        record = JobRecord(name=name, request=dict(request))
-        record.move(JobPhase.INITIATE)
-        store.save(name, record.to_json())
-    else:
-        log.info("export %s: resuming %s job %s", name, record.phase.value, record.job_id)
-    restarts = 0
-    deadline = clock() + timeout_seconds
+    drivers = [
+        _Export(adapter, store, e, max_restarts=max_restarts, clock=clock,
+                timeout_seconds=timeout_seconds, fetch=fetch, schedule=schedule)
+        for e in exports
+    ]  # fmt: skip
+    pace = _Pace(adapter, clock)
+    while drivers:
+        # Jobs to start go first (in the given order), then the step due first; among steps the
+        # vendor's limits hold to the same moment, the one that has waited longest.
+        driver = min(drivers, key=lambda d: (pace.due(d), not d.initiating, d.due))
+        wait = pace.due(driver) - clock()
+        if wait > 0:
+            sleep(wait)
+        pace.calling(driver)
+        if driver.step():
+            drivers.remove(driver)
+            yield driver.record
 
-    def save() -> None:
-        store.save(name, record.to_json())
 
-    while True:
+class _Pace:
+    """The vendor's limits across a batch: polls ``min_poll_interval`` apart, at most
+    ``initiations_per_minute`` initiate calls in any minute (a sliding window)."""
+
+    def __init__(self, adapter: ExportAdapter, clock: Callable[[], float]) -> None:
+        self.poll_interval = adapter.min_poll_interval
+        self.per_minute = adapter.initiations_per_minute
+        self.clock = clock
+        self.initiated: deque[float] = deque()
+        self.last_poll = -math.inf
+
+    def due(self, driver: _Export) -> float:
+        if driver.initiating and self.per_minute:
+            while self.initiated and self.clock() - self.initiated[0] >= 60.0:
+                self.initiated.popleft()
+            if len(self.initiated) >= self.per_minute:
+                return max(driver.due, self.initiated[0] + 60.0)
+        if driver.phase is JobPhase.MONITOR:
+            return max(driver.due, self.last_poll + self.poll_interval)
+        return driver.due
+
+    def calling(self, driver: _Export) -> None:
+        if driver.initiating:
+            self.initiated.append(self.clock())
+        elif driver.phase is JobPhase.MONITOR:
+            self.last_poll = self.clock()
+
+
+class _Export:
+    """One export's state machine, advanced one step (one vendor call, or the downloads) at a
+    time; ``due`` is when its next step may run."""
+
+    def __init__(
+        self,
+        adapter: ExportAdapter,
+        store: JobStore,
+        export: ExportRequest,
+        *,
+        max_restarts: int,
+        clock: Callable[[], float],
+        timeout_seconds: float,
+        fetch: Callable[[Download, Path], dict[str, Any]],
+        schedule: PollSchedule,
+    ) -> None:
+        self.adapter, self.store, self.name = adapter, store, export.name
+        self.workdir, self.fetch, self.schedule = export.workdir, fetch, schedule
+        self.max_restarts, self.clock, self.timeout = max_restarts, clock, timeout_seconds
+        self.deadline = clock() + timeout_seconds
+        self.restarts = 0
+        self.due = clock()
+        saved = store.load(export.name)
+        record = JobRecord.from_json(saved) if saved else None
+        if record is not None and (
+            record.phase in _TERMINAL
+            or not _same(record.original_request or record.request, export.request)
+        ):
+            record = None
+        if record is None:
+            record = JobRecord(name=export.name, request=dict(export.request))
+            record.move(JobPhase.INITIATE)
+            store.save(export.name, record.to_json())
+        else:
+            log.info(
+                "export %s: resuming %s job %s", export.name, record.phase.value, record.job_id
+            )
+        self.record = record
+
+    @property
+    def phase(self) -> JobPhase:
+        return self.record.phase
+
+    @property
+    def initiating(self) -> bool:
+        return self.record.phase in (JobPhase.INITIATE, JobPhase.EXPIRED)
+
+    def _save(self) -> None:
+        self.store.save(self.name, self.record.to_json())
+
+    def _fallback(self, fallback: FallbackRequired) -> None:
+        record = self.record
+        record.original_request = record.original_request or dict(record.request)
+        record.request = fallback.request
+        record.move(JobPhase.INITIATE, f"fallback: {fallback.reason}")
+        self._save()
+
+    def step(self) -> bool:
+        """Run the next step; True once the record has reached normalize (files fetched)."""
+        record, adapter, name = self.record, self.adapter, self.name
+        self.due = self.clock()
         if record.phase in (JobPhase.INITIATE, JobPhase.EXPIRED):
             if record.phase is JobPhase.EXPIRED:
-                restarts += 1
-                if restarts > max_restarts:
+                self.restarts += 1
+                if self.restarts > self.max_restarts:
                     record.error = "job expired repeatedly"
                     record.move(JobPhase.FAILED, record.error)
-                    save()
+                    self._save()
                     raise ExportFailed(name, record.job_id, record.error)
             try:
                 job_id = adapter.initiate(record.request)
             except FallbackRequired as fallback:
-                record.original_request = record.original_request or dict(record.request)
-                record.request = fallback.request
-                record.move(JobPhase.INITIATE, f"fallback: {fallback.reason}")
-                save()
-                continue
-            record.job_id, record.started_at, record.polls = job_id, clock(), 0
+                self._fallback(fallback)
+                return False
+            record.job_id, record.started_at, record.polls = job_id, self.clock(), 0
             record.created_jobs += 1
             record.result, record.files = None, {}
             record.move(JobPhase.MONITOR, job_id)
-            save()
+            self._save()
         elif record.phase is JobPhase.MONITOR:
-            assert record.job_id is not None
-            try:
-                status = adapter.poll(record.job_id)
-            except JobExpired:
-                record.move(JobPhase.EXPIRED, "job gone while monitoring")
-                save()
-                continue
-            except FallbackRequired as fallback:
-                record.original_request = record.original_request or dict(record.request)
-                record.request = fallback.request
-                record.move(JobPhase.INITIATE, f"fallback: {fallback.reason}")
-                save()
-                continue
-            record.polls += 1
-            if status.state == "complete":
-                record.result = dict(status.doc)
-                record.move(JobPhase.RESOLVE)
-                save()
-            elif status.state == "failed":
-                record.error = status.error or "failed"
-                record.move(JobPhase.FAILED, record.error)
-                save()
-                raise ExportFailed(name, record.job_id, record.error)
-            elif status.state == "cancelled":
-                record.move(JobPhase.CANCELLED)
-                save()
-                raise ExportFailed(name, record.job_id, "cancelled at the vendor")
-            else:
-                if clock() > deadline:
-                    record.error = f"still {status.state} after {timeout_seconds:.0f}s"
-                    adapter.cancel(record.job_id)
-                    record.move(JobPhase.CANCELLED, record.error)
-                    save()
-                    raise ExportFailed(name, record.job_id, record.error)
-                age = clock() - (record.started_at or clock())
-                save()  # polls counted, so a restart keeps widening from the job's real age
-                sleep(schedule.interval(age=age, floor=adapter.min_poll_interval))
+            self._poll()
         elif record.phase is JobPhase.RESOLVE:
-            assert record.job_id is not None and record.result is not None
-            try:
-                downloads = adapter.resolve(record.job_id, record.result)
-            except JobExpired:
-                record.move(JobPhase.EXPIRED, "objects gone before download")
-                save()
-                continue
-            workdir.mkdir(parents=True, exist_ok=True)
-            try:
-                for n, item in enumerate(downloads):
-                    if item.object_id in record.files:
-                        continue  # fetched before a restart
-                    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in record.job_id)
-                    path = workdir / f"{safe}-part-{n:05d}{item.suffix}"
-                    info = fetch(item, path)
-                    record.files[item.object_id] = {"path": str(path), "index": n, **info}
-                    save()
-            except UrlExpired:
-                record.history.append("resolve: object URL expired, resolving again")
-                save()
-                continue
-            record.move(JobPhase.NORMALIZE)
-            save()
-        elif record.phase is JobPhase.NORMALIZE:
-            return record
-        else:  # pragma: no cover - terminal phases were replaced above
+            self._resolve()
+        elif record.phase is not JobPhase.NORMALIZE:  # pragma: no cover - terminal: replaced
             raise ExportFailed(name, record.job_id, f"unexpected phase {record.phase}")
+        return record.phase is JobPhase.NORMALIZE
+
+    def _poll(self) -> None:
+        record, adapter, name = self.record, self.adapter, self.name
+        assert record.job_id is not None
+        try:
+            status = adapter.poll(record.job_id)
+        except JobExpired:
+            record.move(JobPhase.EXPIRED, "job gone while monitoring")
+            self._save()
+            return
+        except FallbackRequired as fallback:
+            self._fallback(fallback)
+            return
+        record.polls += 1
+        if status.state == "complete":
+            record.result = dict(status.doc)
+            record.move(JobPhase.RESOLVE)
+            self._save()
+        elif status.state == "failed":
+            record.error = status.error or "failed"
+            record.move(JobPhase.FAILED, record.error)
+            self._save()
+            raise ExportFailed(name, record.job_id, record.error)
+        elif status.state == "cancelled":
+            record.move(JobPhase.CANCELLED)
+            self._save()
+            raise ExportFailed(name, record.job_id, "cancelled at the vendor")
+        else:
+            now = self.clock()
+            if now > self.deadline:
+                record.error = f"still {status.state} after {self.timeout:.0f}s"
+                adapter.cancel(record.job_id)
+                record.move(JobPhase.CANCELLED, record.error)
+                self._save()
+                raise ExportFailed(name, record.job_id, record.error)
+            age = now - (record.started_at or now)
+            self._save()  # polls counted, so a restart keeps widening from the job's real age
+            self.due = now + self.schedule.interval(age=age, floor=adapter.min_poll_interval)
+
+    def _resolve(self) -> None:
+        record = self.record
+        assert record.job_id is not None and record.result is not None
+        try:
+            downloads = self.adapter.resolve(record.job_id, record.result)
+        except JobExpired:
+            record.move(JobPhase.EXPIRED, "objects gone before download")
+            self._save()
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            for n, item in enumerate(downloads):
+                if item.object_id in record.files:
+                    continue  # fetched before a restart
+                safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in record.job_id)
+                path = self.workdir / f"{safe}-part-{n:05d}{item.suffix}"
+                info = self.fetch(item, path)
+                record.files[item.object_id] = {"path": str(path), "index": n, **info}
+                self._save()
+        except UrlExpired:
+            record.history.append("resolve: object URL expired, resolving again")
+            self._save()
+            return
+        record.move(JobPhase.NORMALIZE)
+        self._save()
 
 
 def finish_export(store: JobStore, record: JobRecord, *, cleanup: bool = True) -> None:

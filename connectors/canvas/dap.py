@@ -38,8 +38,9 @@ __all__ = ["DapApiError", "DapClient", "DapExport", "RequestingClient"]
 
 VENDOR = "canvas"
 NAMESPACE = "canvas"
-# canvas-api.md §5.5: get job is limited to 500 calls a minute.
+# canvas-api.md §5.5: get job is limited to 500 calls a minute, create job (a new query) to 5.
 GET_JOB_PER_MINUTE = 500
+CREATE_JOB_PER_MINUTE = 5
 _REFRESH_MARGIN = 300.0  # §5.1: the client refreshes when < 5 min of life remain
 
 
@@ -255,6 +256,7 @@ class DapExport:
     ``{"table": ..., "format": "jsonl", "since": iso | None, "until": iso | None}``."""
 
     min_poll_interval = 60.0 / GET_JOB_PER_MINUTE
+    initiations_per_minute: int | None = CREATE_JOB_PER_MINUTE
 
     def __init__(self, client: DapClient) -> None:
         self.client = client

@@ -18,7 +18,9 @@ stream             from
 How a domain is staged (:func:`stage_bulk_domain`), per DAP table:
 
 1. the export-job state machine runs a snapshot (no watermark yet, or the vendor answers
-   ``SnapshotRequired``) or an incremental since the table's committed watermark;
+   ``SnapshotRequired``) or an incremental since the table's committed watermark — the jobs of
+   all the domain's tables at once (``run_exports``: started together, polled together within
+   DAP's limits), so the domain waits for its slowest job, not for the sum of them;
 2. its objects stream to files (gzip decompressed on the fly) and are parsed in batches into a
    *changes* Parquet: key, action, ts, every value as the vendor's text (numbers and booleans in
    their JSON spelling, as ``connectors/extract.py`` stages REST values), and lineage — the object
@@ -61,13 +63,14 @@ from connectors.canvas import endpoints as ep
 from connectors.canvas.dap import DapClient, DapExport
 from connectors.export_jobs import (
     Download,
+    ExportRequest,
     JobRecord,
     JobStore,
     PollSchedule,
     StagingJobStore,
     download_object,
     finish_export,
-    run_export,
+    run_exports,
 )
 from connectors.redaction import redact_url
 from transforms.staging import LINEAGE_SCHEMA, PageMeta, PartitionKey, StagingStore, stream_schema
@@ -78,6 +81,7 @@ __all__ = [
     "TABLES",
     "BulkOutcome",
     "DapTable",
+    "committed_bulk",
     "stage_bulk_domain",
 ]
 
@@ -402,48 +406,38 @@ def stage_bulk_domain(
     if tables is None:
         raise ValueError(f"no Canvas Data 2 plan for domain {key.domain!r}")
     jobs = jobs or StagingJobStore(staging, institution=key.institution)
-    note_name = f"bulk__{key.domain}__{key.window}"
     if staging.is_committed(key):
-        note = staging.notes(institution=key.institution, run_id=StagingJobStore.RUN)
-        saved = note.get(note_name, {})
-        manifest = staging.manifest(key)
-        return BulkOutcome(
-            key.domain,
-            "reused",
-            manifest.row_count,
-            list(saved.get("courses", [])),
-            dict(saved.get("watermarks", {})),
-            partition=str(manifest.path),
-        )
+        return committed_bulk(staging, key)
     courses = sorted({str(c) for c in course_ids}, key=lambda c: (len(c), c))
     work = staging.root / key.institution / "canvas" / "_exports"
-    states: dict[str, Path] = {}
-    new_marks: dict[str, str] = {}
-    snapshots: list[str] = []
-    records: list[JobRecord] = []
-    created = 0
+    bases: dict[str, Path | None] = {}
+    exports: list[ExportRequest] = []
     for table in tables:
-        spec = TABLES[table]
         folder = _state_dir(staging, key.institution, table)
         folder.mkdir(parents=True, exist_ok=True)
         mark = (watermarks or {}).get(table)
         base = folder / f"{_safe(mark)}.parquet" if mark else None
         if base is not None and not base.is_file():
             base = None  # state gone (expired staging): start over from a snapshot
+        bases[table] = base
         request = {"table": table, "format": "jsonl", "since": mark if base else None}
-        adapter = DapExport(dap)
-        record = run_export(
-            adapter,
-            jobs,
-            f"canvas/dap/{key.domain}/{table}",
-            request,
-            workdir=work / table,
-            fetch=lambda item, path: _fetch(dap, item, path),
-            schedule=schedule,
-        )
-        created += record.created_jobs
+        exports.append(ExportRequest(f"canvas/dap/{key.domain}/{table}", request, work / table))
+    states: dict[str, Path] = {}
+    new_marks: dict[str, str] = {}
+    snapshots: list[str] = []
+    records: list[JobRecord] = []
+    # Every table's job starts at once; each is normalized as soon as its objects are down.
+    for record in run_exports(
+        DapExport(dap),
+        jobs,
+        exports,
+        fetch=lambda item, path: _fetch(dap, item, path),
+        schedule=schedule,
+    ):
+        table = record.request["table"]
         records.append(record)
         doc = record.result or {}
+        base = bases[table]
         if record.request.get("since") is None:
             base = None
             snapshots.append(table)
@@ -452,16 +446,20 @@ def stage_bulk_domain(
             raise ValueError(f"DAP job {record.job_id} for {table} has no until/at")
         changes = work / table / f"{record.job_id}.changes.parquet"
         if not changes.is_file():
-            _parse_objects(record, spec, changes, run_id=run_id, trace=_trace(record))
+            _parse_objects(record, TABLES[table], changes, run_id=run_id, trace=_trace(record))
+        folder = _state_dir(staging, key.institution, table)
         dest = folder / f"{_safe(until)}.parquet"
         if not dest.is_file():
             _merge(base, changes, dest, spill=work)
         states[table], new_marks[table] = dest, until
+    created = sum(r.created_jobs for r in records)
+    snapshots.sort(key=tables.index)
+    new_marks = {t: new_marks[t] for t in tables}
     rows = _write_partition(staging, key, run_id=run_id, states=states, courses=courses)
     staging.write_note(
         institution=key.institution,
         run_id=StagingJobStore.RUN,
-        name=note_name,
+        name=_note_name(key),
         body={"courses": courses, "watermarks": new_marks, "run_id": run_id},
     )
     for record in records:
@@ -480,6 +478,31 @@ def stage_bulk_domain(
         snapshots,
         created,
         str(staging.manifest(key).path),
+    )
+
+
+def _note_name(key: PartitionKey) -> str:
+    return f"bulk__{key.domain}__{key.window}"
+
+
+def committed_bulk(staging: StagingStore, key: PartitionKey) -> BulkOutcome:
+    """What a committed bulk partition holds, as the run that staged it reported it (status
+    ``reused``): its courses and the watermarks it reaches, from the staging note written beside
+    it. Without the note (pruned), the courses are those its rows carry and there are no
+    watermarks (the next run of the domain then takes snapshots)."""
+    manifest = staging.manifest(key)
+    notes = staging.notes(institution=key.institution, run_id=StagingJobStore.RUN)
+    saved = notes.get(_note_name(key))
+    if saved is not None:
+        courses, marks = list(saved.get("courses", [])), dict(saved.get("watermarks", {}))
+    else:
+        found: set[str] = set()
+        for stream in manifest.streams:
+            frame = staging.scan(stream, [manifest]).select("_course_id").unique().collect()
+            found.update(str(c) for c in frame["_course_id"].drop_nulls())
+        courses, marks = sorted(found, key=lambda c: (len(c), c)), {}
+    return BulkOutcome(
+        key.domain, "reused", manifest.row_count, courses, marks, partition=str(manifest.path)
     )
 
 

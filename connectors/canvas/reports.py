@@ -38,6 +38,7 @@ class AccountReportExport:
     """
 
     min_poll_interval = 1.0  # Canvas updates progress per 1000 rows; faster polls learn nothing
+    initiations_per_minute: int | None = None  # paced like any REST call (the client's pacer)
 
     def __init__(self, client: RequestingClient, *, account_id: str = "1") -> None:
         self.client = client

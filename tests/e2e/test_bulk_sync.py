@@ -5,7 +5,9 @@ One chain, shared by the tests (module fixture):
 
 1. a first sync of each: the bulk database takes four DAP snapshots;
 2. changes — regrades, resubmissions, a deleted enrollment, a deleted assignment (so DAP's
-   incrementals carry ``D`` records for the assignment and the submissions that left);
+   incrementals carry ``D`` records for the assignment and the submissions that left), two added
+   students (their seeded timestamps predate the snapshot; DAP stamps their rows with the time
+   they were added, so the incremental carries them);
 3. the bulk sync dies three times: while its first export job is still running (a poll raises),
    inside the gradebook load before commit, and after the commit before the cursor is written;
 4. a clean rerun, and an incremental REST sync of the twin.
@@ -13,10 +15,14 @@ One chain, shared by the tests (module fixture):
 * ``test_bulk_lands_ground_truth_and_the_rest_tables`` — after 1 and after 4: serving equals
   ground truth, and every canonical table equals the REST twin's row for row (lineage and run
   columns aside, ``tests/e2e/serving.py``); the removed assignment and its submissions are
-  soft-deleted.
+  soft-deleted; the added students' enrollments and submissions are served.
 * ``test_watermarks_advance_only_after_commit_and_the_rerun_reuses_jobs`` — the watermarks in
   ``_sync_state`` stay at the snapshot's until the clean rerun; the resumed run polls the same
-  job; the reruns reuse the committed partition and create no further jobs.
+  jobs (all four started before the first poll died); the reruns reuse the committed partition
+  and create no further jobs.
+* ``test_rebuild_from_staging_lands_the_bulk_partitions`` — ``rebuild --from-staging`` of the
+  bulk+REST institution (both windows, no vendor call) serves the same tables, row for row, and
+  the same watermarks as the chain's last run.
 """
 
 from __future__ import annotations
@@ -40,8 +46,9 @@ from emulators.canvas.settings import (
     DEFAULT_DAP_CLIENT_SECRET,
     CanvasEmulatorSettings,
 )
+from flows.replay import rebuild_from_staging
 from flows.settings import ConfigError, load_config
-from tests.e2e.conftest import TOKEN, SyncRun
+from tests.e2e.conftest import HMAC_ENV, TOKEN, SyncRun
 from tests.e2e.ground_truth import expected_tables
 from tests.e2e.serving import assert_live_equals, business_digest
 from transforms.staging import StagingStore
@@ -107,12 +114,23 @@ def chain(run_sync, hmac_key_hex, tmp_path_factory):
             fraction=0.05,
             delete_enrollments=1,
             remove_assignments=1,
+            add_students=2,
         )
         dap.clock = at + 1
         out["removed"] = {
             "assignments": [str(i) for c in live for i, _ in inst.removed_assignments(c)],
             "submissions": [str(i) for c in live for i, _ in inst.removed_submissions(c)],
         }
+        joined = inst.changes.students_added_at
+        out["added"] = {  # the DAP-fed tables: course grades come from the enrollments table
+            "course_grades": [
+                str(e["id"]) for c in live for e in inst.enrollments(c) if e["user_id"] in joined
+            ],
+            "submissions": [
+                str(s["id"]) for c in live for s in inst.iter_submissions(c)
+                if s["user_id"] in joined
+            ],
+        }  # fmt: skip
 
         crashes = []
         polls = {"n": 0}
@@ -148,6 +166,12 @@ def chain(run_sync, hmac_key_hex, tmp_path_factory):
         assert rest.state.is_completed(), rest.state.message
         out["last"] = (_keep(last), _keep(rest), expected_tables(inst, live, key), dap.clock)
         out["jobs_last"] = dap.jobs_created
+        out["config"] = {
+            "institution_id": INSTITUTION, "vendor": "canvas", "base_url": emu.base_url,
+            "token": TOKEN, "staging_uri": str(bulk_dir / "staging"),
+            "serving_dsn": str(bulk_dir / "serving.duckdb"), "hmac_key_ref": f"env:{HMAC_ENV}",
+            "engagement_lookback_days": 3650, **BULK,
+        }  # fmt: skip
     return out
 
 
@@ -163,7 +187,19 @@ def test_bulk_lands_ground_truth_and_the_rest_tables(chain, step):
         assert ours[table] == theirs[table], table
     if step == "last":
         assert bulk.result["mode"] == rest.result["mode"] == "incremental"
-        removed = chain["removed"]
+        # What the first sync served of what was removed (an added student's submission of the
+        # removed assignment never existed in a sync).
+        with duckdb.connect(str(chain["first"][0].serving), read_only=True) as con:
+            removed = {
+                table: [
+                    r[0]
+                    for r in con.execute(
+                        f"SELECT source_id FROM {table} WHERE source_id IN (SELECT unnest($ids))",
+                        {"ids": ids},
+                    ).fetchall()
+                ]
+                for table, ids in chain["removed"].items()
+            }
         assert removed["assignments"] and removed["submissions"]
         with duckdb.connect(str(bulk.serving), read_only=True) as con:
             for table, ids in removed.items():
@@ -173,6 +209,16 @@ def test_bulk_lands_ground_truth_and_the_rest_tables(chain, step):
                     {"ids": ids},
                 ).fetchone()
                 assert rows == (len(ids), len(ids)), table  # landed first, soft-deleted now
+        added = chain["added"]
+        assert added["course_grades"] and added["submissions"]
+        with duckdb.connect(str(bulk.serving), read_only=True) as con:
+            for table, ids in added.items():
+                rows = con.execute(
+                    f"SELECT count(*), count(deleted_at) FROM {table}"
+                    " WHERE source_id IN (SELECT unnest($ids))",
+                    {"ids": ids},
+                ).fetchone()
+                assert rows == (len(ids), 0), table  # served by the incremental
 
 
 def test_watermarks_advance_only_after_commit_and_the_rerun_reuses_jobs(chain):
@@ -190,8 +236,9 @@ def test_watermarks_advance_only_after_commit_and_the_rerun_reuses_jobs(chain):
     for run, state in ((polled, s1), (loading, s2), (cursor, s3)):
         assert not run.state.is_completed()
         assert state["gradebook"][2] == dict.fromkeys(tables, snapshot), run.state.message
-    # Died while the vendor worked: the job was saved and the next run polled it, no new one.
-    assert jobs1 == 4 + 1 and job1["phase"] == "monitor"
+    # Died while the vendor worked: every table's job had started (they run at once) and was
+    # saved; the next run polled them, no new ones.
+    assert jobs1 == 4 + 4 and job1["phase"] == "monitor"
     assert job2["job_id"] == job1["job_id"] and jobs2 == 4 + 4
     # The load and cursor crashes reused the committed partition: no new export jobs.
     assert jobs3 == jobs2 == chain["jobs_last"]
@@ -199,6 +246,23 @@ def test_watermarks_advance_only_after_commit_and_the_rerun_reuses_jobs(chain):
     assert _state(last.serving)["gradebook"][2] == dict.fromkeys(tables, incremental)
     # The gradebook cursor moved only with the clean run; the window stayed the same meanwhile.
     assert s2["gradebook"][:2] == s3["gradebook"][:2] == _state(first.serving)["gradebook"][:2]
+
+
+def test_rebuild_from_staging_lands_the_bulk_partitions(chain, tmp_path):
+    last, _, expected, _ = chain["last"]
+    rebuilt = tmp_path / "rebuilt.duckdb"
+    result = rebuild_from_staging(None, into=str(rebuilt), overrides=chain["config"])
+    assert [w["window"] for w in result["windows"]] == [
+        _state(chain["first"][0].serving)["gradebook"][1],
+        _state(last.serving)["gradebook"][1],
+    ]
+    ours, theirs = business_digest(rebuilt), business_digest(last.serving)
+    for table in theirs:
+        assert ours[table] == theirs[table], table
+    assert_live_equals(rebuilt, expected)
+    before, after = _state(last.serving), _state(rebuilt)
+    assert {d: s[1:] for d, s in after.items()} == {d: s[1:] for d, s in before.items()}
+    assert after["gradebook"][2]  # the watermarks of the last incremental, restored
 
 
 @pytest.mark.parametrize(
