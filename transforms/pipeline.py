@@ -10,11 +10,11 @@
     )
 
 Per domain (in the mapping's order: roster before gradebook, so references resolve), every table
-is normalized (the mapping's Polars expressions, streamed per course partition to private temp
-Parquet files; Parse columns stay text), then typed, tokenized, validated, quarantined and upserted
-by DuckDB SQL over those files in **one DuckDB transaction**. Only rows of courses
-listed in ``courses_loaded`` for the domain are read, and only those courses can have rows
-soft-deleted. After the domain commits, ``_sync_runs`` gets a row and ``_sync_state`` its
+is normalized (the mapping's Polars expressions, streamed per group of course partitions to
+private temp Parquet files; Parse columns stay text), then typed, tokenized, validated,
+quarantined and upserted by DuckDB SQL over those files in **one DuckDB transaction**. Only
+rows of courses listed in ``courses_loaded`` for the domain are read, and only those courses can
+have rows soft-deleted. After the domain commits, ``_sync_runs`` gets a row and ``_sync_state`` its
 cursor (``cursors[domain]``, default ``now``, the run's start), the staging ``window`` read and,
 for a domain staged from a bulk export, its ``watermarks`` (table → watermark, ``load.py``).
 
@@ -157,13 +157,15 @@ def _normalize_to_parquet(
     courses: list[str],
     work: Path,
 ) -> tuple[list[Path], list[str]]:
-    """Stream the normalized table to Parquet: one file per course partition for row-wise maps
-    (memory bounded by a partition, not the institution); one file for maps that aggregate across
-    courses (people, engagement — small). Only rows of ``courses`` are read."""
+    """Stream the normalized table to Parquet: for row-wise maps one file per group of courses of
+    at most ``_ROWS_PER_FILE`` staged rows (memory bounded by a group, not the institution — a
+    join's right side is deduplicated in memory once per group, so a file per course made the
+    work grow with courses × rows); one file for maps that aggregate across courses (people,
+    engagement — small). Only rows of ``courses`` are read."""
     if tmap.stream not in frames:
         return [], []
     source = frames[tmap.stream]
-    groups = [courses] if tmap.aggregate is not None else [[c] for c in courses]
+    groups = [courses] if tmap.aggregate is not None else _course_groups(source, courses)
     paths: list[Path] = []
     columns: list[str] = []
     for i, group in enumerate(groups):
@@ -177,6 +179,25 @@ def _normalize_to_parquet(
         columns = lf.collect_schema().names()
         paths.append(path)
     return paths, columns
+
+
+_ROWS_PER_FILE = 500_000
+
+
+def _course_groups(source: pl.LazyFrame, courses: list[str]) -> list[list[str]]:
+    """Consecutive courses, cut where a group's staged rows would pass ``_ROWS_PER_FILE``."""
+    course = pl.col("_course_id").cast(pl.String)
+    counts = dict(source.filter(course.is_in(courses)).group_by(course).len().collect().iter_rows())
+    groups: list[list[str]] = [[]]
+    size = 0
+    for c in courses:
+        rows = counts.get(c, 0)
+        if groups[-1] and size + rows > _ROWS_PER_FILE:
+            groups.append([])
+            size = 0
+        groups[-1].append(c)
+        size += rows
+    return groups
 
 
 def _load_domain(
