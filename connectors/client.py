@@ -22,6 +22,7 @@ string or token. Pages carry that span's trace and span ids for lineage.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -114,6 +115,7 @@ class ClientStats:
         self._failed = 0
         self._circuit_open = 0
         self._wait_seconds = 0.0
+        self._request_seconds = 0.0
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -125,15 +127,19 @@ class ClientStats:
                 "failed": self._failed,
                 "circuit_open": self._circuit_open,
                 "wait_seconds": round(self._wait_seconds, 6),
+                # Time inside requests: pacing waits (below) plus the round trips themselves.
+                "request_seconds": round(self._request_seconds, 6),
                 "by_scope": {k: dict(v) for k, v in sorted(self._by_scope.items())},
             }
         if self._pacer is not None:
             snapshot["pacing"] = self._pacer.snapshot()
+            snapshot["pacing_wait_seconds"] = snapshot["pacing"]["wait_seconds"]
         return snapshot
 
-    def _attempt(self, response: httpx.Response | None, verdict: Verdict) -> None:
+    def _attempt(self, response: httpx.Response | None, verdict: Verdict, seconds: float) -> None:
         with self._lock:
             self._requests += 1
+            self._request_seconds += seconds
             if response is not None:
                 self._responses[response.status_code] += 1
             self._throttled += verdict.action is Action.THROTTLED
@@ -312,10 +318,12 @@ class VendorClient:
             attempt += 1
             if self._breaker is not None:
                 self._breaker.acquire(**context)
+            sent = time.perf_counter()
             outcome = self._send(url, params)
+            seconds = time.perf_counter() - sent
             verdict = classify(outcome, rules=self._rules)
             response = outcome if isinstance(outcome, httpx.Response) else None
-            self.stats._attempt(response, verdict)
+            self.stats._attempt(response, verdict, seconds)
             self._record_health(verdict)
             throttled = throttled or verdict.action is Action.THROTTLED
             span.set_attributes({"lms.retry_count": attempt - 1, "lms.throttled": throttled})

@@ -300,4 +300,7 @@ class PacerChain:
             pacer.release(response, throttled=throttled, ticket=own)
 
     def snapshot(self) -> dict[str, float]:
-        return self._pacers[-1].snapshot()  # the vendor-facing pacer's view
+        """The vendor-facing pacer's view, with the time waited at every pacer of the chain."""
+        view = dict(self._pacers[-1].snapshot())
+        view["wait_seconds"] = sum(p.snapshot().get("wait_seconds", 0.0) for p in self._pacers)
+        return view

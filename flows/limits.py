@@ -8,6 +8,7 @@ requests, which the in-process pacer handles.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,6 @@ from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import get_client
-from prefect.concurrency.sync import rate_limit
 
 from flows.settings import InstitutionConfig
 from flows.telemetry import get_logger
@@ -255,33 +255,87 @@ class SharedRequestBudget:
     Each permit is one request. Permits come from the Prefect rate limit (slot decay = requests per
     second) in batches, because acquisition is a poll-based API call (prefect-notes.md §1): one
     call per batch keeps the orchestrator out of the request path while the aggregate rate across
-    all pods still stays within the quota.
+    all pods still stays within the quota. The next batch is fetched in the background while a
+    batch is still in hand: a lease call on a busy server can take seconds (a SQLite-backed
+    server answers concurrent writes 503 and the client backs off 2 s, see ``CourseSlots``), and
+    fetching only once the permits ran out stalled every request of the process meanwhile
+    (measured: 13 requests a second against an 80/s budget).
     """
 
-    def __init__(self, name: str, *, batch: int) -> None:
+    def __init__(self, name: str, *, rate: float, batch: int) -> None:
         self._name = name
+        self._rate = rate
         self._batch = max(1, batch)
         self._permits = 0
-        self._lock = threading.Lock()
+        self._refilling = False
+        self._failure: BaseException | None = None
+        self._changed = threading.Condition()
         self._waited = 0.0
         self._requests = 0
 
     def acquire(self) -> None:
-        with self._lock:
+        with self._changed:
             if self._permits == 0:
                 started = time.monotonic()
-                rate_limit(self._name, occupy=self._batch, strict=True)
+                while self._permits == 0:
+                    if self._failure is not None:
+                        raise self._failure
+                    self._refill_soon()
+                    self._changed.wait()
                 self._waited += time.monotonic() - started
-                self._permits = self._batch
             self._permits -= 1
             self._requests += 1
+            if self._permits <= 2 * self._batch:
+                self._refill_soon()
 
     def release(self, response: object, *, throttled: bool, ticket: object = None) -> None:
         return None
 
     def snapshot(self) -> dict[str, float]:
-        with self._lock:
+        with self._changed:
             return {"requests": self._requests, "wait_seconds": self._waited}
+
+    def _refill_soon(self) -> None:
+        """Start fetching a batch unless one is on its way (called with the lock held)."""
+        if not self._refilling:
+            self._refilling = True
+            threading.Thread(target=self._refill, name="request-budget", daemon=True).start()
+
+    def _refill(self) -> None:
+        try:
+            self._take_batch()
+        except BaseException as exc:  # handed to the requests waiting for permits
+            with self._changed:
+                self._failure = exc
+                self._refilling = False
+                self._changed.notify_all()
+            return
+        with self._changed:
+            self._permits += self._batch
+            self._failure = None
+            self._refilling = False
+            self._changed.notify_all()
+
+    def _take_batch(self) -> None:
+        """Occupy a batch of the decaying limit, retrying a full limit after the batch's own
+        decay time: the server's Retry-After counts every occupied slot (prefect-notes.md §1:
+        "1/decay × blocked slots"), so following it left a 320-slot limit idle for seconds."""
+        with get_client(sync_client=True) as client:
+            while True:
+                try:
+                    response = client.increment_concurrency_slots(
+                        names=[self._name], slots=self._batch, mode="rate_limit"
+                    )
+                except httpx.HTTPStatusError as exc:
+                    if exc.response.status_code != 423:
+                        raise
+                    time.sleep(self._batch / self._rate * random.uniform(1.0, 1.2))
+                    continue
+                if not response.json():
+                    raise LimitMissing(
+                        f"rate limit {self._name!r} does not exist; run bootstrap_limits first"
+                    )
+                return
 
 
 def shared_budget(config: InstitutionConfig) -> SharedRequestBudget | None:
@@ -290,6 +344,7 @@ def shared_budget(config: InstitutionConfig) -> SharedRequestBudget | None:
     if rate is None:
         return None
     names = limit_names(vendor=config.vendor, institution=config.institution_id)
-    # Half a second of quota per batch, never more than the burst the limit allows at once.
-    batch = min(config.quota.burst, max(1, int(rate / 2)))
-    return SharedRequestBudget(names.requests, batch=batch)
+    # Up to a second of quota per batch, and three batches within the burst the limit allows at
+    # once: two in hand while the next is fetched.
+    batch = max(1, min(config.quota.burst // 3, int(rate)))
+    return SharedRequestBudget(names.requests, rate=rate, batch=batch)

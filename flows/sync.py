@@ -25,6 +25,7 @@ again next time.
 from __future__ import annotations
 
 import os
+import resource
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -675,6 +676,7 @@ def sync_shard(
             "staged": summary.staged,
             "failures": [asdict(f) for f in summary.failures],
             "http": summary.http,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         },
     )
     flush()

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.conftest import prefect_cli as _prefect
+from bench.prefect_server import prefect_cli as _prefect
 from tests.deploy.paths import INSTITUTIONS, K8S_VERSION, ROOT
 
 pytestmark = pytest.mark.deploy

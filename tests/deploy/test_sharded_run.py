@@ -13,20 +13,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from bench.prefect_server import prefect_cli, process_workers
 from emulators.canvas.institution import Institution
 from emulators.canvas.server import CanvasEmulator
 from emulators.canvas.settings import CanvasEmulatorSettings
-from tests.deploy.conftest import prefect_cli
-from tests.deploy.paths import ROOT
 from tests.e2e.ground_truth import TABLES, actual_tables, expected_tables
 from transforms.staging import StagingStore
 
@@ -63,32 +59,10 @@ def workers(prefect_env, institution, tmp_path_factory) -> Iterator[dict]:
     }
     prefect_cli(env, "work-pool", "create", "local-process", "--type", "process", "--overwrite")
     prefect_cli(env, "--no-prompt", "deploy", "-n", "full-sync-local", "-n", "sync-shard-local")
-    logs = [(work / f"worker-{i}.log").open("w") for i in range(2)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", "local-process"],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for log in logs
-    ]
     try:
-        yield {"env": env, "work": work, "key": bytes.fromhex(key), "emulator": emulator}
+        with process_workers(env, 2, work):
+            yield {"env": env, "work": work, "key": bytes.fromhex(key), "emulator": emulator}
     finally:
-        # prefect-notes §8: workers ignore one SIGTERM/SIGINT; interrupt, then kill the group.
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        for log in logs:
-            log.close()
         emulator.stop()
 
 

@@ -1,5 +1,7 @@
-"""CourseSlots against a real Prefect server: the course limit holds across processes' pools,
-slots pass from course to course without a server call each, and nothing stays held."""
+"""The institution's limits against a real Prefect server: the course limit holds across
+processes' pools, slots pass from course to course without a server call each, nothing stays
+held; the shared request budget holds its rate across two pacers fetching permits in the
+background."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from prefect.client.orchestration import get_client
 
-from flows.limits import CourseSlots, LimitMissing
+from flows.limits import CourseSlots, LimitMissing, SharedRequestBudget
 from tests.e2e.conftest import prefect_server  # noqa: F401 - fixture
 
 
@@ -87,3 +89,36 @@ def test_a_missing_limit_is_an_error_not_unlimited(prefect_server) -> None:  # n
             pass
     finally:
         slots.close()
+
+
+def test_two_request_budgets_share_one_rate(prefect_server) -> None:  # noqa: F811
+    """Two processes' budgets (here two instances, 4 threads each) on one 40/s limit: together
+    they never get far ahead of 40 requests a second, and neither starves."""
+    name = f"test-rate-{uuid.uuid4().hex[:8]}"
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(name, limit=40, slot_decay_per_second=40)
+    budgets = [SharedRequestBudget(name, rate=40, batch=10) for _ in range(2)]
+    stop = time.monotonic() + 3.0
+    counts = [0, 0]
+
+    def spend(index: int) -> None:
+        while time.monotonic() < stop:
+            budgets[index].acquire()
+            counts[index] += 1
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=spend, args=(i % 2,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    elapsed = time.monotonic() - started
+    # The limit starts empty (40 slots) and decays 40/s; each budget may hold two batches.
+    assert sum(counts) <= 40 + 40 * elapsed + 2 * 2 * 10
+    assert min(counts) >= 10 and sum(counts) >= 40
+
+
+def test_a_missing_rate_limit_fails_the_request_instead_of_hanging(prefect_server) -> None:  # noqa: F811
+    budget = SharedRequestBudget(f"missing-{uuid.uuid4().hex[:8]}", rate=5, batch=5)
+    with pytest.raises(LimitMissing, match="does not exist"):
+        budget.acquire()
