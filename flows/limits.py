@@ -23,6 +23,7 @@ from flows.settings import InstitutionConfig
 from flows.telemetry import get_logger
 
 _log = get_logger()
+_POLL_SECONDS = 1.0  # longest wait between asks for a course slot while the limit is full
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,10 @@ class CourseSlots:
                 if want > 1:
                     want //= 2
                     continue
-                return None, min(30.0, float(exc.response.headers.get("Retry-After", 1)))
+                # The server's Retry-After grows with how long slots are held (up to 30 s, from
+                # the average occupancy, prefect-notes.md §1); a lease held for a whole run made
+                # a shard without slots sleep half a minute while slots came free.
+                return None, min(_POLL_SECONDS, float(exc.response.headers.get("Retry-After", 1)))
             body = response.json()
             if not body.get("limits"):
                 raise LimitMissing(
