@@ -143,6 +143,13 @@ class CourseSlots:
             self._release(lease)
         self._client.__exit__(None, None, None)
 
+    def _busy(self) -> int:
+        return sum(x.in_use for x in self._leases.values())
+
+    def _full(self) -> bool:
+        """Every lane of this process is running a course: wait for one to end, do not ask."""
+        return self._busy() >= self._lanes
+
     def _lendable(self) -> _Lease | None:
         now = time.monotonic()
         for lease in self._leases.values():
@@ -153,15 +160,14 @@ class CourseSlots:
     def _take(self) -> _Lease:
         while True:
             with self._changed:
-                while (lease := self._lendable()) is None and self._asking:
+                while (lease := self._lendable()) is None and (self._asking or self._full()):
                     self._changed.wait()
                 if lease is not None:
                     lease.in_use += 1
                     self._unstarted -= 1
                     return lease
                 self._asking = True
-                busy = sum(x.in_use for x in self._leases.values())
-                want = max(1, min(self._lanes - busy, self._unstarted))
+                want = max(1, min(self._lanes - self._busy(), self._unstarted))
             lease, retry_after = None, 1.0
             try:
                 lease, retry_after = self._ask(want)
