@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -24,6 +25,22 @@ from flows.telemetry import get_logger
 
 _log = get_logger()
 _POLL_SECONDS = 1.0  # longest wait between asks for a course slot while the limit is full
+
+
+def _increment(client: Any, path: str, body: dict[str, Any]) -> httpx.Response:
+    """POST a slot increment through the Prefect client's HTTP session but not its retry policy.
+
+    That policy sleeps 2 s after a 503 (2 ** attempt, no Retry-After), and a SQLite-backed
+    server answers 503 whenever two writes meet: measured, a shard's request budget spent
+    minutes in that sleep during a 10,000-course run. Increments are safe to repeat at once (a
+    503 changed nothing), so callers retry them within tens of milliseconds instead.
+    """
+    http = client._client  # the client's httpx session (base URL, auth, ephemeral transport)
+    while True:
+        response = httpx.Client.send(http, http.build_request("POST", path, json=body))
+        if response.status_code != 503:
+            return response
+        time.sleep(random.uniform(0.02, 0.1))
 
 
 @dataclass(frozen=True)
@@ -206,26 +223,28 @@ class CourseSlots:
         """Ask the server for ``want`` slots, halving while they do not fit; (None, seconds to
         wait) when not even one slot is free."""
         while True:
-            try:
-                with self._api:
-                    response = self._client.increment_concurrency_slots_with_lease(
-                        names=[self._name],
-                        slots=want,
-                        mode="concurrency",
-                        lease_duration=self._lease_seconds,
-                    )
-            except httpx.HTTPStatusError as exc:
-                # 423: fewer slots free than asked; 422: more asked than the limit has at all.
-                status = exc.response.status_code
-                if status not in (422, 423) or (status == 422 and want == 1):
-                    raise
-                if want > 1:
-                    want //= 2
-                    continue
+            with self._api:
+                response = _increment(
+                    self._client,
+                    "/v2/concurrency_limits/increment-with-lease",
+                    {
+                        "names": [self._name],
+                        "slots": want,
+                        "mode": "concurrency",
+                        "lease_duration": self._lease_seconds,
+                    },
+                )
+            # 423: fewer slots free than asked; 422: more asked than the limit has at all.
+            status = response.status_code
+            if status in (422, 423) and want > 1:
+                want //= 2
+                continue
+            if status == 423:
                 # The server's Retry-After grows with how long slots are held (up to 30 s, from
                 # the average occupancy, prefect-notes.md §1); a lease held for a whole run made
                 # a shard without slots sleep half a minute while slots came free.
-                return None, min(_POLL_SECONDS, float(exc.response.headers.get("Retry-After", 1)))
+                return None, min(_POLL_SECONDS, float(response.headers.get("Retry-After", 1)))
+            response.raise_for_status()
             body = response.json()
             if not body.get("limits"):
                 raise LimitMissing(
@@ -330,17 +349,14 @@ class SharedRequestBudget:
         """Occupy a batch of the decaying limit, retrying a full limit after the batch's own
         decay time: the server's Retry-After counts every occupied slot (prefect-notes.md §1:
         "1/decay × blocked slots"), so following it left a 320-slot limit idle for seconds."""
+        body = {"names": [self._name], "slots": self._batch, "mode": "rate_limit"}
         with get_client(sync_client=True) as client:
             while True:
-                try:
-                    response = client.increment_concurrency_slots(
-                        names=[self._name], slots=self._batch, mode="rate_limit"
-                    )
-                except httpx.HTTPStatusError as exc:
-                    if exc.response.status_code != 423:
-                        raise
+                response = _increment(client, "/v2/concurrency_limits/increment", body)
+                if response.status_code == 423:
                     time.sleep(self._batch / self._rate * random.uniform(1.0, 1.2))
                     continue
+                response.raise_for_status()
                 if not response.json():
                     raise LimitMissing(
                         f"rate limit {self._name!r} does not exist; run bootstrap_limits first"
