@@ -138,8 +138,7 @@ class CourseSlots:
         lease, _ = self._ask(max(1, min(self._lanes, self._unstarted)))
         if lease is not None:
             with self._changed:
-                self._leases[lease.id] = lease
-                self.acquired += 1
+                self._hold(lease)
 
     @contextmanager
     def slot(self) -> Iterator[None]:
@@ -159,6 +158,11 @@ class CourseSlots:
         for lease in leases:
             self._release(lease)
         self._client.__exit__(None, None, None)
+
+    def _hold(self, lease: _Lease) -> None:
+        """Count a lease the server just granted (called with the lock held)."""
+        self._leases[lease.id] = lease
+        self.acquired += 1
 
     def _busy(self) -> int:
         return sum(x.in_use for x in self._leases.values())
@@ -194,8 +198,7 @@ class CourseSlots:
                     if lease is not None:
                         lease.in_use = 1
                         self._unstarted -= 1
-                        self._leases[lease.id] = lease
-                        self.acquired += 1
+                        self._hold(lease)
                     self._changed.notify_all()
             if lease is not None:
                 return lease

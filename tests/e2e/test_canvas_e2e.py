@@ -37,6 +37,7 @@ from emulators.canvas.server import CanvasEmulator
 from emulators.canvas.settings import CanvasEmulatorSettings
 from tests.e2e.conftest import TOKEN, SyncRun
 from tests.e2e.ground_truth import TABLES, actual_tables, expected_tables, table_dump_digest
+from tests.e2e.pii import span_texts, text_cells
 from transforms.staging import StagingStore
 
 pytestmark = pytest.mark.e2e
@@ -368,27 +369,6 @@ def _pii_finder(inst: Institution):
     return find
 
 
-def _text_cells(path: Path) -> Iterator[tuple[str, str, str]]:
-    """(table, column, value) of every text (VARCHAR or JSON) cell of every table."""
-    with duckdb.connect(str(path), read_only=True) as con:
-        columns = con.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE data_type IN ('VARCHAR', 'JSON') ORDER BY ALL"
-        ).fetchall()
-        assert len(columns) > 50
-        for table, column in columns:
-            for (value,) in con.execute(
-                f'SELECT DISTINCT "{column}"::VARCHAR FROM "{table}" WHERE "{column}" IS NOT NULL'
-            ).fetchall():
-                yield table, column, value
-
-
-def _span_texts(spans) -> Iterator[tuple[str, str]]:
-    for span in spans:
-        as_json = json.dumps(json.loads(span.to_json()), ensure_ascii=False)
-        yield span.name, as_json
-
-
 def test_no_pii_in_serving_logs_spans_or_artifacts(
     clean, second_run, faulty, planted, deleted_course, observed
 ):
@@ -401,7 +381,7 @@ def test_no_pii_in_serving_logs_spans_or_artifacts(
 
     cells = 0
     for scenario in scenarios:
-        for table, column, value in _text_cells(scenario.run.serving):
+        for table, column, value in text_cells(scenario.run.serving):
             cells += 1
             if hit := find(value):
                 leaks.append(f"serving {table}.{column}: {hit!r}")
@@ -418,7 +398,7 @@ def test_no_pii_in_serving_logs_spans_or_artifacts(
 
     spans = observed.spans.get_finished_spans()
     assert len(spans) > 500
-    for name, text in _span_texts(spans):
+    for name, text in span_texts(spans):
         if hit := find(text):
             leaks.append(f"span {name}: {hit!r}")
 
